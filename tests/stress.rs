@@ -136,7 +136,7 @@ fn exactly_once(rounds: usize) {
             let (cache, barrier, tracker, wins, taken, round_wins) =
                 (&cache, &barrier, &tracker, &wins, &taken, &round_wins);
             scope.spawn(move || {
-                for round in 0..rounds {
+                for (round, round_won) in round_wins.iter().enumerate() {
                     let key = id(round as u64);
                     if r == 0 {
                         assert!(cache.add(tracker.session(&key)));
@@ -149,7 +149,7 @@ fn exactly_once(rounds: usize) {
                     };
                     if won {
                         wins.fetch_add(1, SeqCst);
-                        round_wins[round].fetch_add(1, SeqCst);
+                        round_won.fetch_add(1, SeqCst);
                         if r % 2 == 0 {
                             taken.fetch_add(1, SeqCst);
                         }
