@@ -85,9 +85,9 @@ use std::sync::Arc;
 
 use crate::loom::sync::atomic::AtomicUsize;
 use crate::loom::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
-use crate::reclaim::{Atomic, Guard, Owned, Pinned, Reclaimer, Shared};
+use crate::reclaim::{Atomic, Guard, Owned, Pinned, Pointer, Reclaimer, Shared};
 
-use self::block::{tag_of, Block};
+use self::block::{new_block, tag_of, Block, Slots};
 pub(crate) use self::entry::clone_arc;
 use self::entry::{Entry, DEAD, FROZEN};
 
@@ -327,7 +327,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             return None;
         }
         Some(Found {
-            slot: &b.slots[i],
+            slot: &b.slot(i).word,
             entry: word.with_tag(0),
         })
     }
@@ -342,11 +342,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         guard: &'g Guard,
     ) -> Option<(usize, Shared<'g, Entry<T>>)> {
         let tag = tag_of(hash);
-        for i in 0..b.width() {
-            if !b.may_hold(i, tag) {
+        for i in 0..b.len() {
+            if !b.slot(i).may_hold(tag) {
                 continue;
             }
-            let word = b.slots[i].load(Acquire, guard);
+            let word = b.slot(i).word.load(Acquire, guard);
             if word.is_null() {
                 return None; // the end of the claimed prefix
             }
@@ -361,11 +361,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// Where `key` stands in `b`, for a writer.
     fn probe<'g>(b: &'g Block<T>, key: &[u8], hash: u64, guard: &'g Guard) -> Probe<'g, T> {
         let tag = tag_of(hash);
-        for i in 0..b.width() {
-            if !b.may_hold(i, tag) {
+        for i in 0..b.len() {
+            if !b.slot(i).may_hold(tag) {
                 continue;
             }
-            let word = b.slots[i].load(Acquire, guard);
+            let word = b.slot(i).word.load(Acquire, guard);
             if word.tag() & FROZEN != 0 {
                 return Probe::Frozen;
             }
@@ -419,9 +419,15 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 }
                 Probe::Empty(i) => {
                     new.set_order(rank, seq);
-                    match b.slots[i].compare_exchange(Shared::null(), new, AcqRel, Acquire, guard) {
+                    match b.slot(i).word.compare_exchange(
+                        Shared::null(),
+                        new,
+                        AcqRel,
+                        Acquire,
+                        guard,
+                    ) {
                         Ok(published) => {
-                            b.set_tag(i, tag);
+                            b.slot(i).set_tag(tag);
                             return Insert::New(EntryId(published.as_raw() as usize));
                         }
                         // Someone claimed it (or froze it): look again.
@@ -433,7 +439,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 }
                 Probe::Key(i, word) => (i, word),
             };
-            let slot = &b.slots[i];
+            let slot = &b.slot(i).word;
             // SAFETY: non-null, loaded under `guard`.
             let old = unsafe { word.deref() };
             if word.tag() & DEAD != 0 {
@@ -490,21 +496,30 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         tag: u8,
         guard: &Guard,
     ) -> Result<EntryId, Owned<Entry<T>>> {
-        let fresh = Block::new(BLOCK_WIDTH);
+        let fresh = new_block(BLOCK_WIDTH);
         // Relaxed: the block is published by the `AcqRel` CAS below.
-        fresh.slots[0].store(new, Relaxed);
-        fresh.set_tag(0, tag);
-        match bucket.compare_exchange(Shared::null(), Owned::new(fresh), AcqRel, Acquire, guard) {
+        fresh.slot(0).word.store(new, Relaxed);
+        fresh.slot(0).set_tag(tag);
+        match bucket.compare_exchange(Shared::null(), fresh, AcqRel, Acquire, guard) {
             Ok(published) => {
                 // SAFETY: just published under `guard`.
-                let first = unsafe { published.deref() }.slots[0].load(Relaxed, guard);
+                let first = unsafe { published.deref() }
+                    .slot(0)
+                    .word
+                    .load(Relaxed, guard);
                 Ok(EntryId(first.as_raw() as usize))
             }
             Err(e) => {
-                let mut fresh = e.new.into_box();
-                let slot = core::mem::replace(&mut fresh.slots[0], Atomic::null());
-                // SAFETY: the block was never published; we stored `new` there ourselves.
-                Err(unsafe { slot.into_owned() })
+                // SAFETY: the block was never published; we stored `new` there ourselves, and
+                // dropping the block frees only the block.
+                let back = unsafe {
+                    e.new
+                        .slot(0)
+                        .word
+                        .load(Relaxed, crossbeam_epoch::unprotected())
+                        .into_owned()
+                };
+                Err(back)
             }
         }
     }
@@ -547,7 +562,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 self.rebuild(&spot, guard);
                 continue;
             }
-            if let Some(value) = self.kill(&b.slots[i], word, guard) {
+            if let Some(value) = self.kill(&b.slot(i).word, word, guard) {
                 return Some(value);
             }
         }
@@ -603,14 +618,14 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         let Some(b) = (unsafe { word.with_tag(0).as_ref() }) else {
             return;
         };
-        for slot in b.slots.iter() {
-            let word = slot.load(Acquire, guard);
+        for slot in b.slots() {
+            let word = slot.word.load(Acquire, guard);
             if word.is_null() {
                 break;
             }
             if word.tag() & DEAD == 0 {
                 f(Found {
-                    slot,
+                    slot: &slot.word,
                     entry: word.with_tag(0),
                 });
             }
@@ -621,11 +636,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// CAS on the block can succeed, so every helper that reads it sees the same live set.
     fn freeze(b: &Block<T>, guard: &Guard) -> usize {
         let mut live = 0;
-        for slot in b.slots.iter() {
+        for slot in b.slots() {
             #[cfg(not(session_cache_mutant = "no_freeze"))]
-            let word = slot.fetch_or(FROZEN, AcqRel, guard);
+            let word = slot.word.fetch_or(FROZEN, AcqRel, guard);
             #[cfg(session_cache_mutant = "no_freeze")]
-            let word = slot.load(Acquire, guard);
+            let word = slot.word.load(Acquire, guard);
             if !word.is_null() && word.tag() & DEAD == 0 {
                 live += 1;
             }
@@ -635,16 +650,21 @@ impl<T: Send + Sync + 'static> RawTable<T> {
 
     /// A fresh block holding the live entries of the frozen `b` that `keep` accepts (by hash),
     /// sized for them.
-    fn copy_live(b: &Block<T>, guard: &Guard, live: usize, keep: impl Fn(u64) -> bool) -> Block<T> {
+    fn copy_live(
+        b: &Block<T>,
+        guard: &Guard,
+        live: usize,
+        keep: impl Fn(u64) -> bool,
+    ) -> Owned<Block<T>> {
         let width = if live * 2 <= BLOCK_WIDTH {
             BLOCK_WIDTH
         } else {
             (live * 2).next_power_of_two()
         };
-        let nb = Block::new(width);
+        let nb = new_block(width);
         let mut j = 0;
-        for slot in b.slots.iter() {
-            let word = slot.load(Acquire, guard);
+        for slot in b.slots() {
+            let word = slot.word.load(Acquire, guard);
             if word.is_null() || word.tag() & DEAD != 0 {
                 continue;
             }
@@ -652,8 +672,8 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             let hash = unsafe { word.deref() }.hash();
             if keep(hash) && j < width {
                 // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
-                nb.slots[j].store(word.with_tag(0), Relaxed);
-                nb.set_tag(j, tag_of(hash));
+                nb.slot(j).word.store(word.with_tag(0), Relaxed);
+                nb.slot(j).set_tag(tag_of(hash));
                 j += 1;
             }
         }
@@ -671,7 +691,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         let Some(b) = spot.block() else { return };
         let live = Self::freeze(b, guard);
         // Never null: a bucket that had a block keeps one (module docs, point 6).
-        let fresh = Owned::new(Self::copy_live(b, guard, live, |_| true)).into_shared(guard);
+        let fresh = Self::copy_live(b, guard, live, |_| true).into_shared(guard);
         match spot
             .bucket()
             .compare_exchange(spot.word, fresh, AcqRel, Acquire, guard)
@@ -746,19 +766,17 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                     Self::freeze(b, guard);
                     let mine = |hash: u64| (hash as usize & n != 0) == high;
                     let live = b
-                        .slots
-                        .iter()
+                        .slots()
                         .filter(|s| {
-                            let w = s.load(Acquire, guard);
+                            let w = s.word.load(Acquire, guard);
                             // SAFETY: non-null words were loaded under `guard`.
                             !w.is_null() && w.tag() & DEAD == 0 && mine(unsafe { w.deref() }.hash())
                         })
                         .count();
                     Self::copy_live(b, guard, live, mine)
                 }
-                None => Block::new(BLOCK_WIDTH),
+                None => new_block(BLOCK_WIDTH),
             };
-            let block = Owned::new(block);
             if let Err(e) =
                 next.buckets[child].compare_exchange(Shared::null(), block, AcqRel, Acquire, guard)
             {
@@ -840,16 +858,16 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// # Safety
     /// `block` is frozen and unlinked from its bucket.
     unsafe fn retire_block(&self, block: Shared<'_, Block<T>>, guard: &Guard) {
-        let raw = block.as_raw() as *mut Block<T>;
+        let data = block.with_tag(0).into_usize();
         // SAFETY: per the contract. The `DEAD` entries left in a frozen block belong to it
         // (module docs, point 4); its live entries moved on and are not touched.
         unsafe {
             self.reclaim.retire(guard, move || {
-                let block = Owned::from_raw(raw);
+                let block = Owned::<Block<T>>::from_usize(data);
                 let unprotected = crossbeam_epoch::unprotected();
-                for slot in block.slots.iter() {
+                for slot in block.slots() {
                     // Relaxed: reclamation happens after every access to the block.
-                    let word = slot.load(Relaxed, unprotected);
+                    let word = slot.word.load(Relaxed, unprotected);
                     if !word.is_null() && word.tag() & DEAD != 0 {
                         drop(word.with_tag(0).into_owned());
                     }
@@ -892,8 +910,8 @@ impl<T> Drop for RawTable<T> {
                         }
                     }
                 }
-                for slot in block.slots.iter() {
-                    let word = slot.load(Relaxed, guard);
+                for slot in block.slots() {
+                    let word = slot.word.load(Relaxed, guard);
                     if word.is_null() {
                         continue;
                     }
