@@ -57,7 +57,8 @@ impl Server {
                 let Ok(tcp) = tcp else { continue };
                 // A safety net so a stuck client cannot hang the test, not a timing assertion.
                 tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-                tcp.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+                tcp.set_write_timeout(Some(Duration::from_secs(30)))
+                    .unwrap();
                 handle(tcp);
             }
         });
@@ -84,7 +85,10 @@ struct Client {
 
 impl Client {
     fn count(&self, prefix: &str) -> usize {
-        self.stdout.lines().filter(|l| l.starts_with(prefix)).count()
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .count()
     }
     fn new_handshakes(&self) -> usize {
         self.count("New, ")
@@ -152,7 +156,12 @@ fn run_once(port: u16, args: &[&str]) -> Client {
     drop(child.stdin.take());
     reader.read_to_string(&mut stdout).unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(
         stdout.contains(GREETING) && status.success(),
@@ -177,7 +186,12 @@ fn tls13_sequence(port: u16, name: &str) -> (Client, Client, Client) {
 }
 
 fn check_tls13(first: &Client, second: &Client, third: &Client) {
-    assert_eq!((first.new_handshakes(), first.reused()), (1, 0), "{}", first.stdout);
+    assert_eq!(
+        (first.new_handshakes(), first.reused()),
+        (1, 0),
+        "{}",
+        first.stdout
+    );
     assert!(first.tickets() >= 1, "no ticket arrived:\n{}", first.stdout);
     assert_eq!(
         (second.new_handshakes(), second.reused()),
@@ -195,7 +209,12 @@ fn check_tls13(first: &Client, second: &Client, third: &Client) {
 
 fn check_tls12(client: &Client) {
     assert_eq!(client.new_handshakes(), 1, "{}", client.stdout);
-    assert_eq!(client.reused(), 5, "every reconnect must resume:\n{}", client.stdout);
+    assert_eq!(
+        client.reused(),
+        5,
+        "every reconnect must resume:\n{}",
+        client.stdout
+    );
 }
 
 #[cfg(feature = "rustls")]

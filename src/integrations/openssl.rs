@@ -168,7 +168,8 @@ impl OpensslExternalCache {
             Err(_) => return Err(InstallError::OtherContext),
         }
 
-        builder.set_session_cache_mode(SslSessionCacheMode::SERVER | SslSessionCacheMode::NO_INTERNAL);
+        builder
+            .set_session_cache_mode(SslSessionCacheMode::SERVER | SslSessionCacheMode::NO_INTERNAL);
         builder.set_options(SslOptions::NO_TICKET);
 
         let cache = self.cache.clone();

@@ -335,7 +335,11 @@ impl<T> TicketRing<T> {
         }
         // Relaxed: only the scan's starting point; the swaps synchronize.
         let newest = self.next.load(Ordering::Relaxed) % len;
-        (0..len).find_map(|i| self.slots[(newest + 2 * len - 1 - i) % len].swap(None).map(|b| *b))
+        (0..len).find_map(|i| {
+            self.slots[(newest + 2 * len - 1 - i) % len]
+                .swap(None)
+                .map(|b| *b)
+        })
     }
 
     fn clear(&self) {
@@ -545,7 +549,11 @@ impl ClientSessionStore for RustlsClientStore {
 
     fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
         let found = self.for_read(server_name).and_then(|s| s.tls12());
-        let counter = if found.is_some() { &self.tls12_hits } else { &self.tls12_misses };
+        let counter = if found.is_some() {
+            &self.tls12_hits
+        } else {
+            &self.tls12_misses
+        };
         // Relaxed: statistics counter.
         counter.fetch_add(1, Ordering::Relaxed);
         found
@@ -557,7 +565,11 @@ impl ClientSessionStore for RustlsClientStore {
         }
     }
 
-    fn insert_tls13_ticket(&self, server_name: ServerName<'static>, value: Tls13ClientSessionValue) {
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
         if self.tickets_per_server == 0 {
             return;
         }
@@ -568,9 +580,16 @@ impl ClientSessionStore for RustlsClientStore {
         }
     }
 
-    fn take_tls13_ticket(&self, server_name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
         let found = self.for_read(server_name).and_then(|s| s.take_ticket());
-        let counter = if found.is_some() { &self.tickets_taken } else { &self.ticket_misses };
+        let counter = if found.is_some() {
+            &self.tickets_taken
+        } else {
+            &self.ticket_misses
+        };
         // Relaxed: statistics counter.
         counter.fetch_add(1, Ordering::Relaxed);
         found
