@@ -88,3 +88,8 @@ pub use mode::CacheMode;
 pub use reclaim::flush_deferred;
 pub use session::Session;
 pub use stats::{AddError, Added, RemovalCause, Stats};
+
+/// The README's examples, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
