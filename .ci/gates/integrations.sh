@@ -2,7 +2,7 @@
 # Gate for the rustls / OpenSSL integrations (issue 5).
 # - makes sure the system `openssl` binary (s_client) and libssl headers are installed (apt);
 #   a still-missing binary fails the gate instead of skipping the tests;
-# - runs the integration unit tests, the in-memory rustls store tests and the real-client
+# - runs clippy and rustdoc with --all-features, the integration doc and unit tests, the in-memory rustls store tests and the real-client
 #   s_client tests with --all-features;
 # - runs both examples with a small N and checks that they resumed.
 # Run from the repository root.
@@ -38,6 +38,12 @@ echo "integrations: $(openssl version)"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+
+# The feature-gated code is invisible to the default clippy/doc gates: check it here.
+cargo clippy --all-features --all-targets -- -D warnings || fail "clippy --all-features"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features || fail "cargo doc --all-features"
+cargo test --all-features --doc integrations 2>&1 | tee "$log" | grep -E '^test |test result' || true
+grep -q 'test result: ok' "$log" || fail "integration doc tests"
 
 cargo test --all-features --lib integrations:: 2>&1 | tee "$log" | grep -E '^test |test result' || true
 grep -q 'test result: ok' "$log" || fail "integration unit tests"
