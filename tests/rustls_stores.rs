@@ -342,3 +342,39 @@ fn racing_clients_never_offer_a_ticket_twice() {
     assert_eq!(resumed, c.tickets_taken, "{s:?} {c:?}");
     assert!(resumed > 0, "{s:?} {c:?}");
 }
+
+#[test]
+fn racing_server_takes_hand_out_each_session_once() {
+    const KEYS: u32 = 2000;
+    let store = Arc::new(RustlsServerStore::new());
+    for k in 0..KEYS {
+        assert!(store.put(k.to_be_bytes().to_vec(), vec![1; 16]));
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                (0..KEYS)
+                    .filter(|k| store.take(&k.to_be_bytes()).is_some())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut won: Vec<u32> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    won.sort_unstable();
+    assert_eq!(
+        won,
+        (0..KEYS).collect::<Vec<_>>(),
+        "each key must be taken exactly once"
+    );
+    assert!(store.cache().is_empty());
+    let s = store.stats();
+    assert_eq!(
+        (s.hits, s.misses),
+        (u64::from(KEYS), 3 * u64::from(KEYS)),
+        "{s:?}"
+    );
+}

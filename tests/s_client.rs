@@ -337,7 +337,14 @@ mod openssl_server {
 
     #[test]
     fn tls12_session_ids_resume_on_every_reconnect() {
-        let cache = OpensslExternalCache::new();
+        // The cache's own timeout is 1 s: the session must live by its own (OpenSSL's 7200 s).
+        let clock = session_cache::ManualClock::new();
+        let cache = OpensslExternalCache::with_cache(
+            session_cache::SessionCache::builder()
+                .clock(clock.clone())
+                .timeout(Duration::from_secs(1))
+                .build(),
+        );
         let server = start(&cache);
         let client = run_reconnect(server.port, &["-tls1_2", "-no_ticket"]);
         server.stop();
@@ -346,6 +353,19 @@ mod openssl_server {
         assert_eq!(stats.inserts, 1, "{stats:?}");
         assert_eq!(stats.hits, client.reused() as u64, "{stats:?}");
         assert_eq!((stats.misses, stats.entries), (0, 1), "{stats:?}");
+
+        clock.advance(Duration::from_secs(7200));
+        assert_eq!(
+            cache.cache().flush_expired(),
+            0,
+            "expired before the session's timeout"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            cache.cache().flush_expired(),
+            1,
+            "not expired after the session's timeout"
+        );
     }
 
     #[test]
