@@ -206,7 +206,7 @@ fn run_phase(
         "{label}: {n} handshakes in {:.2} s = {:.0} handshakes/s, resumed {r}/{n} ({:.1} %)",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
-        100.0 * r as f64 / n.max(1) as f64
+        (1000.0 * r as f64 / n.max(1) as f64).floor() / 10.0
     );
     Ok(())
 }

@@ -10,7 +10,8 @@
 //! cargo run --release --example tls_resumption --features rustls -- [-n HANDSHAKES] [-t THREADS]
 //! ```
 //! `-n`: handshakes per protocol version (default 2000); `-t`: client threads, and as many server
-//! threads (default 2). It binds 127.0.0.1 only and stops by itself.
+//! threads (default 2); `--no-baseline`: skip the closing comparison run (TLS 1.3 with resumption
+//! off on both sides). It binds 127.0.0.1 only and stops by itself.
 
 use std::error::Error;
 use std::io::{Read, Write};
@@ -30,12 +31,14 @@ type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 struct Args {
     handshakes: usize,
     threads: usize,
+    baseline: bool,
 }
 
 fn parse_args() -> Res<Args> {
     let mut args = Args {
         handshakes: 2000,
         threads: 2,
+        baseline: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,9 +50,11 @@ fn parse_args() -> Res<Args> {
         match flag.as_str() {
             "-n" | "--handshakes" => args.handshakes = value("-n")?,
             "-t" | "--threads" => args.threads = value("-t")?.max(1),
+            "--no-baseline" => args.baseline = false,
             "-h" | "--help" => {
                 println!(
-                    "usage: tls_resumption [-n HANDSHAKES per TLS version (2000)] [-t THREADS (2)]"
+                    "usage: tls_resumption [-n HANDSHAKES per TLS version (2000)] \
+                     [-t THREADS (2)] [--no-baseline]"
                 );
                 std::process::exit(0);
             }
@@ -75,19 +80,12 @@ fn main() -> Res<()> {
         .with_protocol_versions(&[&TLS12, &TLS13])?
         .with_no_client_auth()
         .with_single_cert(vec![cert.clone()], key)?;
+    let server_config_for_baseline = Arc::new(server_config.clone());
     server_config.session_storage = server_store.clone();
     let server_config = Arc::new(server_config);
 
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let servers: Vec<_> = (0..args.threads)
-        .map(|_| {
-            let listener = listener.try_clone()?;
-            let (config, stop) = (server_config.clone(), stop.clone());
-            Ok(std::thread::spawn(move || serve(listener, config, stop)))
-        })
-        .collect::<Res<_>>()?;
+    let servers = Servers::start(server_config, args.threads)?;
+    let addr = servers.addr;
 
     // Clients share one session store.
     let client_store = Arc::new(RustlsClientStore::new(64));
@@ -107,14 +105,7 @@ fn main() -> Res<()> {
         run_phase(label, Arc::new(config), addr, &args)?;
     }
 
-    stop.store(true, Ordering::SeqCst);
-    for _ in &servers {
-        // Wake each blocked acceptor so it sees the stop flag.
-        drop(TcpStream::connect(addr));
-    }
-    for s in servers {
-        s.join().map_err(|_| "server thread panicked")?;
-    }
+    servers.stop()?;
 
     let s = server_store.stats();
     println!(
@@ -134,7 +125,65 @@ fn main() -> Res<()> {
         c.tickets_taken,
         c.ticket_misses
     );
+
+    if args.baseline {
+        // The same loop with resumption off on both sides, for comparison.
+        let mut config = (*server_config_for_baseline).clone();
+        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        let servers = Servers::start(Arc::new(config), args.threads)?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&TLS13])?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.resumption = Resumption::disabled();
+        run_phase(
+            "baseline, TLS 1.3 without resumption",
+            Arc::new(config),
+            servers.addr,
+            &args,
+        )?;
+        servers.stop()?;
+    }
     Ok(())
+}
+
+/// Server threads sharing one loopback listener.
+struct Servers {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Servers {
+    fn start(config: Arc<rustls::ServerConfig>, threads: usize) -> Res<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let listener = listener.try_clone()?;
+                let (config, stop) = (config.clone(), stop.clone());
+                Ok(std::thread::spawn(move || serve(listener, config, stop)))
+            })
+            .collect::<Res<_>>()?;
+        Ok(Self {
+            addr,
+            stop,
+            threads,
+        })
+    }
+
+    fn stop(self) -> Res<()> {
+        self.stop.store(true, Ordering::SeqCst);
+        for _ in &self.threads {
+            // Wake each blocked acceptor so it sees the stop flag.
+            drop(TcpStream::connect(self.addr));
+        }
+        for t in self.threads {
+            t.join().map_err(|_| "server thread panicked")?;
+        }
+        Ok(())
+    }
 }
 
 /// One protocol version: `args.handshakes` handshakes spread over `args.threads` threads.
@@ -201,7 +250,7 @@ fn run_phase(
         "{label}: {n} handshakes in {:.2} s = {:.0} handshakes/s, resumed {r}/{n} ({:.1} %)",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64(),
-        100.0 * r as f64 / n.max(1) as f64
+        (1000.0 * r as f64 / n.max(1) as f64).floor() / 10.0
     );
     Ok(())
 }
