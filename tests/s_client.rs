@@ -186,6 +186,18 @@ fn tls13_sequence(port: u16, name: &str) -> (Client, Client, Client) {
 }
 
 fn check_tls13(first: &Client, second: &Client, third: &Client) {
+    for (run, c) in [
+        ("-sess_out", first),
+        ("-sess_in #1", second),
+        ("-sess_in #2", third),
+    ] {
+        eprintln!(
+            "s_client TLS 1.3 {run}: New={} Reused={} tickets received={}",
+            c.new_handshakes(),
+            c.reused(),
+            c.tickets()
+        );
+    }
     assert_eq!(
         (first.new_handshakes(), first.reused()),
         (1, 0),
@@ -208,6 +220,11 @@ fn check_tls13(first: &Client, second: &Client, third: &Client) {
 }
 
 fn check_tls12(client: &Client) {
+    eprintln!(
+        "s_client TLS 1.2 -reconnect: New={} Reused={}",
+        client.new_handshakes(),
+        client.reused()
+    );
     assert_eq!(client.new_handshakes(), 1, "{}", client.stdout);
     assert_eq!(
         client.reused(),
@@ -264,6 +281,7 @@ mod rustls_server {
         server.stop();
         check_tls12(&client);
         let stats = store.stats();
+        eprintln!("rustls server store: {stats:?}");
         assert_eq!(stats.inserts, 1, "{stats:?}");
         assert_eq!(stats.hits, client.reused() as u64, "{stats:?}");
         assert_eq!((stats.misses, stats.entries), (0, 1), "{stats:?}");
@@ -277,6 +295,7 @@ mod rustls_server {
         server.stop();
         check_tls13(&first, &second, &third);
         let stats = store.stats();
+        eprintln!("rustls server store: {stats:?}");
         let tickets = (first.tickets() + second.tickets() + third.tickets()) as u64;
         assert_eq!(stats.inserts, tickets, "{stats:?}");
         assert_eq!(stats.hits, 1, "{stats:?}");
@@ -350,6 +369,7 @@ mod openssl_server {
         server.stop();
         check_tls12(&client);
         let stats = cache.stats();
+        eprintln!("OpenSSL external cache: {stats:?}");
         assert_eq!(stats.inserts, 1, "{stats:?}");
         assert_eq!(stats.hits, client.reused() as u64, "{stats:?}");
         assert_eq!((stats.misses, stats.entries), (0, 1), "{stats:?}");
@@ -376,6 +396,7 @@ mod openssl_server {
         server.stop();
         check_tls13(&first, &second, &third);
         let stats = cache.stats();
+        eprintln!("OpenSSL external cache: {stats:?}");
         let tickets = (first.tickets() + second.tickets() + third.tickets()) as u64;
         assert_eq!(stats.inserts, tickets, "{stats:?}");
         assert_eq!(stats.hits, 1, "{stats:?}");
