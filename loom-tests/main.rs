@@ -9,4 +9,5 @@
 
 mod support;
 
+mod growth;
 mod same_id;

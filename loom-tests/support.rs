@@ -66,11 +66,6 @@ impl Drops {
             total: self.totals.dropped.clone(),
         })
     }
-
-    /// Sessions released so far in this execution.
-    pub fn dropped(&self) -> usize {
-        self.dropped.load(SeqCst)
-    }
 }
 
 pub struct S {

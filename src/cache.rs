@@ -179,8 +179,7 @@ impl<S: Session> SessionCache<S> {
 
     /// Sets the capacity (`SSL_CTX_sess_set_cache_size`) and returns the previous one. A
     /// smaller capacity takes effect at the next insert of a new id, which evicts down to it.
-    /// The bucket array keeps the size chosen at build time: raising the capacity far above it
-    /// works but lengthens scans.
+    /// A larger one lets the bucket array double, one bucket at a time, as entries arrive.
     pub fn set_capacity(&self, n: usize) -> usize {
         self.policy.update(|s| s.capacity = n).capacity
     }
@@ -204,6 +203,13 @@ impl<S: Session> SessionCache<S> {
     /// Sets the mode bits (`SSL_CTX_set_session_cache_mode`); returns the previous ones.
     pub fn set_mode(&self, mode: CacheMode) -> CacheMode {
         self.policy.update(|s| s.mode = mode).mode
+    }
+
+    /// The number of buckets of the table now (it doubles as an unbounded cache fills). For
+    /// tests and diagnostics; not part of the stable API.
+    #[doc(hidden)]
+    pub fn bucket_count(&self) -> usize {
+        self.policy.bucket_count()
     }
 
     /// The longest id accepted.

@@ -29,7 +29,13 @@ impl Rng {
 
 fn hammer(threads: usize, ids: u64, capacity: usize, run_for: Duration) {
     let tracker = Tracker::new();
-    let cache = Arc::new(Cache::builder().capacity(capacity).build());
+    // usize::MAX stands for "unbounded" (capacity 0) in these runs.
+    let bounded = capacity != usize::MAX;
+    let cache = Arc::new(
+        Cache::builder()
+            .capacity(if bounded { capacity } else { 0 })
+            .build(),
+    );
     let ops = AtomicUsize::new(0);
     let start = Instant::now();
     std::thread::scope(|scope| {
@@ -79,6 +85,9 @@ fn hammer(threads: usize, ids: u64, capacity: usize, run_for: Duration) {
     let found = (0..ids).filter(|&i| cache.contains(&id(i))).count();
     assert_eq!(len, found, "len() must equal what lookups find");
     assert!(len <= capacity, "len {len} > capacity {capacity}");
+    if !bounded {
+        assert!(cache.bucket_count() > 256, "the table should have grown");
+    }
     let st: Stats = cache.stats();
     assert_eq!(
         st.inserts - st.removals - st.cache_full - st.expired,
@@ -108,6 +117,12 @@ fn four_threads_one_slot() {
 #[test]
 fn three_threads_many_ids() {
     hammer(3, 4096, 512, Duration::from_secs(1));
+}
+
+#[test]
+fn four_threads_growth_racing_writers() {
+    // Unbounded: the bucket array doubles several times while all threads write.
+    hammer(4, 200_000, usize::MAX, Duration::from_secs(2));
 }
 
 #[test]

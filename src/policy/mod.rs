@@ -39,9 +39,9 @@ const EXACT_BUCKETS: usize = 16;
 const SAMPLE_BUCKETS: usize = 4;
 /// One insert in this many sweeps a bucket for expired entries.
 const SWEEP_EVERY: u64 = 4;
-/// Buckets of an unbounded cache (capacity 0). The bucket array does not grow; blocks do.
+/// Buckets of an unbounded cache (capacity 0) to start with; the array doubles as it fills.
 #[cfg(not(session_cache_loom))]
-const UNBOUNDED_BUCKETS: usize = 4096;
+const UNBOUNDED_BUCKETS: usize = 256;
 #[cfg(session_cache_loom)]
 const UNBOUNDED_BUCKETS: usize = 2;
 /// Expected live entries per bucket at capacity: half a fresh block, leaving room for churn.
@@ -179,7 +179,9 @@ impl<S: Session> Policy<S> {
                     Stripe::bump(&stripe.inserts);
                     stripe.add_entries(1);
                     let auto_clear = !settings.mode.contains(CacheMode::NO_AUTO_CLEAR);
-                    if settings.capacity != 0 && self.counters.len() > settings.capacity {
+                    let len = self.counters.len();
+                    self.table.grow_if_crowded(len, &guard);
+                    if settings.capacity != 0 && len > settings.capacity {
                         self.make_room(
                             settings.capacity,
                             new,
@@ -216,7 +218,7 @@ impl<S: Session> Policy<S> {
         removed: &mut Removed<S>,
     ) {
         let stripe = self.counters.local();
-        let buckets = self.table.bucket_count();
+        let buckets = self.table.bucket_count(guard);
         // Buckets looked at since the last eviction: once round the table without finding a
         // victim means only the new entry is left (or other threads evicted it all).
         let mut fruitless = 0;
@@ -407,16 +409,24 @@ impl<S: Session> Policy<S> {
     fn remove_all(&self, cause: RemovalCause, doomed: impl Fn(u64, u64) -> bool) -> usize {
         let now = self.now();
         let mut removed = Removed::new();
-        // Re-pin every few buckets so that a long scan does not hold back reclamation.
-        for chunk in (0..self.table.bucket_count()).step_by(64) {
+        // Re-pin every few buckets so that a long scan does not hold back reclamation. The
+        // bucket count is read again each time: if the table doubled meanwhile, the buckets
+        // from here on include the children of those not yet walked.
+        let mut next = 0;
+        loop {
             let guard = self.table.pin();
-            for b in chunk..(chunk + 64).min(self.table.bucket_count()) {
+            let buckets = self.table.bucket_count(&guard);
+            if next >= buckets {
+                break;
+            }
+            for b in next..(next + 64).min(buckets) {
                 self.table.for_each_in_bucket(b, &guard, |found| {
                     if doomed(found.rank(), now) {
                         self.unlink(&found, cause, &guard, &mut removed);
                     }
                 });
             }
+            next += 64;
         }
         let n = removed.len();
         self.deliver(removed);
@@ -439,6 +449,10 @@ impl<S: Session> Policy<S> {
 
     pub(crate) fn len(&self) -> usize {
         self.counters.len()
+    }
+
+    pub(crate) fn bucket_count(&self) -> usize {
+        self.table.bucket_count(&self.table.pin())
     }
 
     pub(crate) fn stats(&self) -> Stats {
