@@ -71,6 +71,8 @@
 mod builder;
 mod cache;
 mod clock;
+#[cfg(any(feature = "rustls", feature = "openssl"))]
+pub mod integrations;
 mod loom;
 mod mode;
 mod policy;
