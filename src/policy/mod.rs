@@ -74,7 +74,7 @@ struct LiveSettings {
 pub(crate) type RemoveCallback<S> = Box<dyn Fn(&Arc<S>, RemovalCause) + Send + Sync>;
 
 /// Entries that left the cache during one operation, delivered after it.
-type Removed<S> = Vec<(Arc<S>, RemovalCause)>;
+type Removed<S> = smallvec::SmallVec<[(Arc<S>, RemovalCause); 4]>;
 
 /// The result of a lookup.
 pub(crate) enum Lookup<R> {
@@ -457,7 +457,7 @@ impl<S: Session> Policy<S> {
         };
         drop(guard);
         self.count_removal(RemovalCause::Removed);
-        self.deliver(vec![(session, RemovalCause::Removed)]);
+        self.deliver([(session, RemovalCause::Removed)].into_iter().collect());
         true
     }
 
