@@ -305,9 +305,7 @@ impl<S: Session> Policy<S> {
                             self.unlink(&found, RemovalCause::Expired, guard, removed);
                             return;
                         }
-                        let sooner = victim
-                            .as_ref()
-                            .map_or(true, |v| (found.rank(), found.seq()) < (v.rank(), v.seq()));
+                        let sooner = victim.as_ref().map_or(true, |v| found.goes_before(v));
                         if sooner {
                             victim = Some(found);
                         }

@@ -166,9 +166,21 @@ impl<'g, T> Found<'g, T> {
         self.entry().rank()
     }
 
+    /// Insertion order among equal ranks, compared with wrapping arithmetic: see
+    /// [`Found::goes_before`].
     #[inline]
-    pub(crate) fn seq(&self) -> u64 {
+    fn seq(&self) -> u32 {
         self.entry().seq()
+    }
+
+    /// Whether this entry should be evicted before `other`: it expires sooner, or as soon and
+    /// was (re-)added earlier. Sequence numbers are 32 bits and wrap; two live entries are never
+    /// 2^31 inserts apart in one stripe in practice, and a wrong tie-break only reorders
+    /// entries that expire at the same instant.
+    #[inline]
+    pub(crate) fn goes_before(&self, other: &Found<'_, T>) -> bool {
+        let (a, b) = (self.rank(), other.rank());
+        a < b || (a == b && (self.seq().wrapping_sub(other.seq()) as i32) < 0)
     }
 
     #[inline]
@@ -291,6 +303,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         self.hasher.hash_one(key)
     }
 
+    /// The hash of an entry's key: recomputed (rebuilds and splits only), not stored.
+    fn entry_hash(&self, entry: &Entry<T>) -> u64 {
+        entry.with_key(|key| self.hash(key))
+    }
+
     #[inline]
     fn root<'g>(&self, guard: &'g Guard) -> &'g Table<T> {
         // SAFETY: the root is never null, and a replaced root is retired (deferred).
@@ -363,7 +380,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 return None; // the end of the claimed prefix
             }
             // SAFETY: non-null, loaded under `guard`.
-            if unsafe { word.deref() }.has_key(hash, key) {
+            if unsafe { word.deref() }.has_key(key) {
                 return Some((i, word));
             }
         }
@@ -385,7 +402,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 return Probe::Empty(i);
             }
             // SAFETY: non-null, loaded under `guard`.
-            if unsafe { word.deref() }.has_key(hash, key) {
+            if unsafe { word.deref() }.has_key(key) {
                 return Probe::Key(i, word);
             }
         }
@@ -413,7 +430,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         // below, and after publication the guard keeps it alive until we return.
         let key = key_of(unsafe { &*value });
         let tag = tag_of(hash);
-        let mut new = Owned::new(Entry::new(key, hash, rank, seq, value));
+        let mut new = Owned::new(Entry::new(key, rank, seq, value));
         self.help_grow(guard);
         loop {
             let spot = self.write_spot(hash, guard);
@@ -563,8 +580,9 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         // The slot changed: the entry is gone, or its block was frozen and the entry moved to
         // a new block (same pointer). Look for it there.
         let entry = found.entry();
-        entry
-            .with_key(|key| self.remove_where(key, entry.hash(), guard, |word| word == found.entry))
+        entry.with_key(|key| {
+            self.remove_where(key, self.hash(key), guard, |word| word == found.entry)
+        })
     }
 
     /// Removes the live entry for `key` if its (untagged) word satisfies `wanted`.
@@ -675,6 +693,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// A fresh block holding the live entries of the frozen `b` that `keep` accepts (by hash),
     /// sized for them.
     fn copy_live(
+        &self,
         b: &Block<T>,
         guard: &Guard,
         live: usize,
@@ -693,7 +712,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 continue;
             }
             // SAFETY: non-null, loaded under `guard`.
-            let hash = unsafe { word.deref() }.hash();
+            let hash = self.entry_hash(unsafe { word.deref() });
             if keep(hash) && j < width {
                 // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
                 nb.slot(j).word.store(word.with_tag(0), Relaxed);
@@ -715,7 +734,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         let Some(b) = spot.block() else { return };
         let live = Self::freeze(b, guard);
         // Never null: a bucket that had a block keeps one (module docs, point 6).
-        let fresh = Self::copy_live(b, guard, live, |_| true).into_shared(guard);
+        let fresh = self.copy_live(b, guard, live, |_| true).into_shared(guard);
         match spot
             .bucket()
             .compare_exchange(spot.word, fresh, AcqRel, Acquire, guard)
@@ -794,10 +813,12 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                         .filter(|s| {
                             let w = s.word.load(Acquire, guard);
                             // SAFETY: non-null words were loaded under `guard`.
-                            !w.is_null() && w.tag() & DEAD == 0 && mine(unsafe { w.deref() }.hash())
+                            !w.is_null()
+                                && w.tag() & DEAD == 0
+                                && mine(self.entry_hash(unsafe { w.deref() }))
                         })
                         .count();
-                    Self::copy_live(b, guard, live, mine)
+                    self.copy_live(b, guard, live, mine)
                 }
                 None => new_block(BLOCK_WIDTH),
             };
