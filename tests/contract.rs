@@ -552,6 +552,12 @@ fn every_path_releases_each_arc_exactly_once() {
             }
             assert!(cache.len() <= 8);
         }
+        let st = cache.stats();
+        assert_eq!(
+            st.inserts - st.removals - st.cache_full - st.expired - st.cleared,
+            cache.len() as u64,
+            "every entry left through exactly one counted exit: {st:?}"
+        );
         // Whatever the cache still holds, it holds once.
         for s in &keep {
             let cached = cache

@@ -364,7 +364,8 @@ impl<S: Session> Policy<S> {
             RemovalCause::Evicted => Stripe::bump(&stripe.cache_full),
             RemovalCause::Expired => Stripe::bump(&stripe.expired),
             RemovalCause::Removed => Stripe::bump(&stripe.removals),
-            RemovalCause::Replaced | RemovalCause::Cleared => {}
+            RemovalCause::Cleared => Stripe::bump(&stripe.cleared),
+            RemovalCause::Replaced => {}
         }
     }
 
