@@ -31,7 +31,7 @@ use crate::loom::sync::atomic::{
     Ordering::{Acquire, Relaxed, Release},
 };
 use crate::raw::{EntryId, Found, Insert, OnExisting, Order, RawTable};
-use crate::reclaim::Guard;
+use crate::reclaim::{Guard, Pinned};
 use crate::{AddError, Added, CacheMode, RemovalCause, Session, Stats};
 
 /// Tables with at most this many buckets are scanned whole to choose an eviction victim.
@@ -380,16 +380,23 @@ impl<S: Session> Policy<S> {
         self.lookup(id, |found| read(found.value()))
     }
 
+    /// What every lookup starts with: the time, a pin and the hash; `None` (a miss, counted)
+    /// for an id no entry can have.
+    #[inline]
+    fn begin_lookup(&self, id: &[u8], stripe: &Stripe) -> Option<(u64, Pinned, u64)> {
+        if self.check_id(id).is_err() {
+            Stripe::bump(&stripe.misses);
+            return None;
+        }
+        Some((self.now(), self.table.pin(), self.table.hash(id)))
+    }
+
     /// Looks `id` up; a live entry is read with `read`, an expired one removed.
     fn lookup<R>(&self, id: &[u8], read: impl FnOnce(&Found<'_, S>) -> R) -> Lookup<R> {
         let stripe = self.counters.local();
-        if self.check_id(id).is_err() {
-            Stripe::bump(&stripe.misses);
+        let Some((now, guard, hash)) = self.begin_lookup(id, stripe) else {
             return Lookup::Miss;
-        }
-        let now = self.now();
-        let guard = self.table.pin();
-        let hash = self.table.hash(id);
+        };
         match self.table.find(id, hash, &guard) {
             None => {
                 Stripe::bump(&stripe.misses);
@@ -413,13 +420,9 @@ impl<S: Session> Policy<S> {
     /// Removes and returns the live entry for `id` (single use).
     pub(crate) fn take(&self, id: &[u8]) -> Lookup<Arc<S>> {
         let stripe = self.counters.local();
-        if self.check_id(id).is_err() {
-            Stripe::bump(&stripe.misses);
+        let Some((now, guard, hash)) = self.begin_lookup(id, stripe) else {
             return Lookup::Miss;
-        }
-        let now = self.now();
-        let guard = self.table.pin();
-        let hash = self.table.hash(id);
+        };
         let mut removed = Removed::new();
         let result = loop {
             let Some(found) = self.table.find(id, hash, &guard) else {
