@@ -681,3 +681,21 @@ fn get_or_add_never_replaces_a_live_entry() {
     drop((first, second, third));
     t.assert_all_released();
 }
+
+#[test]
+fn extreme_settings_are_accepted_without_panicking() {
+    let t = Tracker::new();
+    let huge = Cache::builder()
+        .capacity(usize::MAX)
+        .timeout(Duration::MAX)
+        .max_id_len(usize::MAX)
+        .build();
+    assert!(huge.max_id_len() <= u32::MAX as usize);
+    assert!(huge.add(t.session(&id(1))));
+    assert!(huge.contains(&id(1)));
+    assert_eq!(huge.set_capacity(0), usize::MAX);
+    let tiny = Cache::builder().max_id_len(0).build();
+    assert_eq!(tiny.max_id_len(), 1);
+    assert!(tiny.add(t.session(b"x")));
+    assert!(!tiny.add(t.session(b"xy")));
+}

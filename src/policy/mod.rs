@@ -47,6 +47,9 @@ const UNBOUNDED_BUCKETS: usize = 256;
 const UNBOUNDED_BUCKETS: usize = 2;
 /// Expected live entries per bucket at capacity: half a fresh block, leaving room for churn.
 const ENTRIES_PER_BUCKET: usize = 4;
+/// The most buckets a cache starts with (512 KiB of bucket words): a larger capacity is reached
+/// by growing as entries arrive, so a huge capacity costs nothing up front.
+const MAX_INITIAL_BUCKETS: usize = 1 << 16;
 
 /// The settings that may change at run time, as one value.
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +109,7 @@ impl<S: Session> Policy<S> {
     ) -> Self {
         let buckets = match settings.capacity {
             0 => UNBOUNDED_BUCKETS,
-            n => n.div_ceil(ENTRIES_PER_BUCKET),
+            n => n.div_ceil(ENTRIES_PER_BUCKET).min(MAX_INITIAL_BUCKETS),
         };
         Policy {
             table: RawTable::new(buckets),
