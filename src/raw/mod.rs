@@ -4,11 +4,11 @@
 //!
 //! # Layout
 //!
-//! A fixed power-of-two array of buckets. A key hashes (seeded ahash) to one bucket and lives
-//! nowhere else. A bucket points to a [`Block`]: a small array of slots (8 to start), searched
-//! linearly, or to nothing while the bucket is empty. Each slot is one word: null, or a pointer
-//! to an immutable [`Entry`] (key, hash, order, `Arc::into_raw` value) with two tag bits,
-//! `DEAD` and `FROZEN`.
+//! A power-of-two array of buckets (doubled as it fills: point 6). A key hashes (seeded ahash)
+//! to one bucket and lives nowhere else. A bucket points to a [`Block`]: a small array of slots
+//! (8 to start), searched linearly, or to nothing until its first insert. Each slot is one word
+//! — null, or a pointer to an immutable [`Entry`] (key, order, `Arc::into_raw` value) with two
+//! tag bits, `DEAD` and `FROZEN` — beside a one-byte tag of the key's hash.
 //!
 //! # Protocol
 //!
@@ -55,7 +55,6 @@
 //!    (and take a reference: the value's count stays at least 1 until its deferred release). All
 //!    expected values of a CAS are loaded under the same guard as the CAS, so their memory cannot
 //!    be reused in between (no ABA).
-//!
 //! 6. **Growth.** When the live count passes [`GROW_AT`] per bucket (an unbounded cache, or a
 //!    raised capacity), a table twice as wide is hung off the current one (`next`) and buckets
 //!    are split into it one at a time; inserts migrate a few each ([`MIGRATE_CHUNK`]) and any
