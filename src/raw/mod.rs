@@ -449,13 +449,16 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 }
                 Probe::Empty(i) => {
                     new.set_order(rank, seq);
-                    match b.slot(i).word.compare_exchange(
-                        Shared::null(),
-                        new,
-                        AcqRel,
-                        Acquire,
-                        guard,
-                    ) {
+                    #[cfg(not(session_cache_mutant = "claim_store"))]
+                    let expected = Shared::null();
+                    // Mutant (loom-tests/README.md): claim whatever is there, like a store.
+                    #[cfg(session_cache_mutant = "claim_store")]
+                    let expected = b.slot(i).word.load(Acquire, guard);
+                    match b
+                        .slot(i)
+                        .word
+                        .compare_exchange(expected, new, AcqRel, Acquire, guard)
+                    {
                         Ok(published) => {
                             b.slot(i).set_tag(tag);
                             return Insert::New(EntryId(published.as_raw() as usize));
@@ -491,8 +494,9 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 if old.rank() >= live_from {
                     // SAFETY: `old` was live under `guard`; its count is released deferred.
                     let existing = unsafe { clone_arc(old.value_ptr()) };
-                    drop(new); // never published; frees no value
-                               // SAFETY: the caller's count, never published: ours to drop.
+                    // Never published: dropping it frees the entry, not the value.
+                    drop(new);
+                    // SAFETY: the caller's count, never published: ours to drop.
                     drop(unsafe { Arc::from_raw(value) });
                     return Insert::Kept(existing);
                 }
@@ -506,11 +510,20 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 },
                 seq,
             );
-            match slot.compare_exchange(word, new, AcqRel, Acquire, guard) {
+            #[cfg(not(session_cache_mutant = "relaxed_publish"))]
+            let cas = slot.compare_exchange(word, new, AcqRel, Acquire, guard);
+            // Mutant (loom-tests/README.md): publish the replacing entry without Release.
+            #[cfg(session_cache_mutant = "relaxed_publish")]
+            let cas = slot.compare_exchange(word, new, Relaxed, Relaxed, guard);
+            match cas {
                 Ok(_) if identical => {
                     // SAFETY: two counts exist, the old entry's (now the new entry's) and the
-                    // caller's; dropping the caller's leaves at least one.
-                    unsafe { Arc::decrement_strong_count(value) };
+                    // caller's; dropping the caller's leaves at least one. (Mutant
+                    // `identical_rc`, loom-tests/README.md: keep the caller's, a leak.)
+                    #[cfg(not(session_cache_mutant = "identical_rc"))]
+                    unsafe {
+                        Arc::decrement_strong_count(value)
+                    };
                     // SAFETY: the old entry is unlinked; its count moved to the new entry.
                     unsafe { self.retire_entry(word, guard) };
                     return Insert::Identical;
@@ -520,7 +533,17 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                     // deferred past this guard.
                     let previous = unsafe { clone_arc(old.value_ptr()) };
                     // SAFETY: unlinked by our CAS; it owned one strong count.
-                    unsafe { self.retire_entry_and_value(word, guard) };
+                    #[cfg(not(session_cache_mutant = "eager_release"))]
+                    unsafe {
+                        self.retire_entry_and_value(word, guard)
+                    };
+                    // Mutant (loom-tests/README.md): release the replaced value at once, while
+                    // readers may still take it. SAFETY: none; that is the fault.
+                    #[cfg(session_cache_mutant = "eager_release")]
+                    unsafe {
+                        Arc::decrement_strong_count(old.value_ptr());
+                        self.retire_entry(word, guard);
+                    }
                     return Insert::Replaced(previous);
                 }
                 Err(e) => new = e.new,
@@ -580,7 +603,12 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         // a new block (same pointer). Look for it there.
         let entry = found.entry();
         entry.with_key(|key| {
-            self.remove_where(key, self.hash(key), guard, |word| word == found.entry)
+            #[cfg(not(session_cache_mutant = "evict_by_key"))]
+            let wanted = |word: Shared<'_, Entry<T>>| word == found.entry;
+            // Mutant (loom-tests/README.md): remove whatever now holds the key.
+            #[cfg(session_cache_mutant = "evict_by_key")]
+            let wanted = |_: Shared<'_, Entry<T>>| true;
+            self.remove_where(key, self.hash(key), guard, wanted)
         })
     }
 
@@ -618,8 +646,15 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         word: Shared<'_, Entry<T>>,
         guard: &Guard,
     ) -> Option<Arc<T>> {
+        #[cfg(not(session_cache_mutant = "kill_store"))]
         slot.compare_exchange(word, word.with_tag(DEAD), AcqRel, Acquire, guard)
             .ok()?;
+        // Mutant (loom-tests/README.md): store the tag instead of CASing it: two removers win.
+        #[cfg(session_cache_mutant = "kill_store")]
+        slot.store(
+            word.with_tag(DEAD),
+            crate::loom::sync::atomic::Ordering::Release,
+        );
         // SAFETY: `word` was live under `guard`; the table's count is released deferred.
         let value = unsafe { word.deref() }.value_ptr();
         // SAFETY: as above.
@@ -707,6 +742,9 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         let mut j = 0;
         for slot in b.slots() {
             let word = slot.word.load(Acquire, guard);
+            // Mutant (loom-tests/README.md): copy dead entries as live.
+            #[cfg(session_cache_mutant = "copy_dead")]
+            let word = word.with_tag(0);
             if word.is_null() || word.tag() & DEAD != 0 {
                 continue;
             }
