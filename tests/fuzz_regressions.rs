@@ -42,9 +42,16 @@ fn differential_regressions() {
     eprintln!("replayed {n} differential inputs");
 }
 
+/// Each concurrent input is replayed many times: its interleaving is up to the scheduler.
+const CONCURRENT_REPEATS: usize = 300;
+
 #[test]
 fn concurrent_regressions() {
-    let n = replay_dir("concurrent", model::concurrent::run_concurrent);
+    let n = replay_dir("concurrent", |data| {
+        for _ in 0..CONCURRENT_REPEATS {
+            model::concurrent::run_concurrent(data)
+        }
+    });
     eprintln!("replayed {n} concurrent inputs");
 }
 

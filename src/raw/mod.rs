@@ -326,7 +326,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 }
                 Probe::Empty(i) => {
                     new.set_order(rank, seq);
-                    match b.slots[i].compare_exchange(Shared::null(), new, AcqRel, Acquire, guard) {
+                    #[cfg(session_cache_mutant = "claim_store")] // loom-tests/README.md
+                    let expected = b.slots[i].load(Acquire, guard);
+                    #[cfg(not(session_cache_mutant = "claim_store"))]
+                    let expected = Shared::null();
+                    match b.slots[i].compare_exchange(expected, new, AcqRel, Acquire, guard) {
                         Ok(published) => {
                             b.set_tag(i, tag);
                             return Insert::New(EntryId(published.as_raw() as usize));
@@ -367,10 +371,15 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 },
                 seq,
             );
-            match slot.compare_exchange(word, new, AcqRel, Acquire, guard) {
+            #[cfg(not(session_cache_mutant = "relaxed_publish"))]
+            let cas = slot.compare_exchange(word, new, AcqRel, Acquire, guard);
+            #[cfg(session_cache_mutant = "relaxed_publish")] // loom-tests/README.md
+            let cas = slot.compare_exchange(word, new, Relaxed, Relaxed, guard);
+            match cas {
                 Ok(_) if identical => {
                     // SAFETY: two counts exist, the old entry's (now the new entry's) and the
                     // caller's; dropping the caller's leaves at least one.
+                    #[cfg(not(session_cache_mutant = "identical_rc"))] // loom-tests/README.md
                     unsafe { Arc::decrement_strong_count(value) };
                     // SAFETY: the old entry is unlinked; its count moved to the new entry.
                     unsafe { self.retire_entry(word, guard) };
@@ -381,7 +390,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                     // deferred past this guard.
                     let previous = unsafe { clone_arc(old.value_ptr()) };
                     // SAFETY: unlinked by our CAS; it owned one strong count.
+                    #[cfg(not(session_cache_mutant = "eager_release"))]
                     unsafe { self.retire_entry_and_value(word, guard) };
+                    // SAFETY: none: releases the value while readers may still take it.
+                    #[cfg(session_cache_mutant = "eager_release")] // loom-tests/README.md
+                    unsafe { Arc::decrement_strong_count(old.value_ptr()); self.retire_entry(word, guard) };
                     return Insert::Replaced(previous);
                 }
                 Err(e) => new = e.new,
@@ -454,9 +467,12 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             // SAFETY: loaded under `guard`.
             let b = unsafe { block.as_ref() }?;
             let (i, word) = Self::slot_of(b, key, hash, guard)?;
+            #[cfg(not(session_cache_mutant = "evict_by_key"))]
             if word.with_tag(0) != found.entry || word.tag() & DEAD != 0 {
                 return None;
             }
+            #[cfg(session_cache_mutant = "evict_by_key")] // loom-tests/README.md
+            if word.tag() & DEAD != 0 { return None; }
             if word.tag() & FROZEN != 0 {
                 self.rebuild(bucket, block, guard);
                 continue;
@@ -476,8 +492,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         word: Shared<'_, Entry<T>>,
         guard: &Guard,
     ) -> Option<Arc<T>> {
+        #[cfg(not(session_cache_mutant = "kill_store"))]
         slot.compare_exchange(word, word.with_tag(DEAD), AcqRel, Acquire, guard)
             .ok()?;
+        #[cfg(session_cache_mutant = "kill_store")] // loom-tests/README.md
+        slot.store(word.with_tag(DEAD), crate::loom::sync::atomic::Ordering::Release);
         // SAFETY: `word` was live under `guard`; the table's count is released deferred.
         let value = unsafe { word.deref() }.value_ptr();
         // SAFETY: as above.
@@ -543,6 +562,8 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             let mut j = 0;
             for slot in b.slots.iter() {
                 let word = slot.load(Acquire, guard);
+                #[cfg(session_cache_mutant = "copy_dead")] // loom-tests/README.md
+                let word = word.with_tag(0);
                 if !word.is_null() && word.tag() & DEAD == 0 && j < width {
                     // SAFETY: non-null, loaded under `guard`.
                     let hash = unsafe { word.deref() }.hash();
