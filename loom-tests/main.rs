@@ -26,7 +26,7 @@
 
 mod models;
 
-use session_cache::{flush_deferred, ManualClock, RemovalCause, Session, SessionCache};
+use session_cache::{ManualClock, RemovalCause, Session, SessionCache};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -101,12 +101,10 @@ impl World {
     /// Drops the cache and checks every object was released by it exactly once.
     pub fn finish(self, cache: SessionCache<LSess>) {
         drop(cache);
+        // Graveyard: dropping the cache freed everything it retired. Epoch: garbage may sit in
+        // the (loom-modelled) collector until the execution ends; flushing it here would only
+        // multiply loom's branches, so only over-release is checked.
         let strict = cfg!(session_cache_graveyard);
-        if !strict {
-            for _ in 0..4 {
-                flush_deferred();
-            }
-        }
         for o in &self.objs {
             assert!(!o.dead.load(SeqCst), "{o:?} dropped while the model still holds it");
             assert_eq!(o.drops.load(SeqCst), 0, "{o:?} over-released");
@@ -132,6 +130,8 @@ pub fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(3);
     }
+    // The real collector's pin/unpin adds many branches per operation.
+    b.max_branches = b.max_branches.max(20_000);
     b.check(move || {
         r.fetch_add(1, SeqCst);
         f();

@@ -12,6 +12,7 @@ fi
 nice -n 15 cargo build --release --example stress -q
 log=target/valgrind-stress.log
 THREADS=${THREADS:-4} OPS=${OPS:-5000} valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
+  --suppressions=.ci/gates/valgrind.supp \
   --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
   target/release/examples/stress >"$log" 2>&1 && rc=0 || rc=$?
 leaks=$(grep -E 'definitely lost|indirectly lost|possibly lost' "$log" | sed 's/==[0-9]*== *//' | tr '\n' ';' || true)
