@@ -24,7 +24,11 @@ impl Sess {
         MADE.fetch_add(1, SeqCst);
         let mut b = [0u8; 32];
         b[..8].copy_from_slice(&id.to_le_bytes());
-        Arc::new(Sess { id: b, secret: vec![0x5a; 48], timeout })
+        Arc::new(Sess {
+            id: b,
+            secret: vec![0x5a; 48],
+            timeout,
+        })
     }
 }
 
@@ -45,7 +49,10 @@ impl Drop for Sess {
 }
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() {
@@ -73,7 +80,8 @@ fn main() {
                         key[..8].copy_from_slice(&id.to_le_bytes());
                         match (x >> 40) % 12 {
                             0..=3 => {
-                                let t = ((x >> 20) % 3 == 0).then(|| Duration::from_micros(x % 3000));
+                                let t =
+                                    ((x >> 20) % 3 == 0).then(|| Duration::from_micros(x % 3000));
                                 let s = Sess::new(id, t);
                                 cache.add(s.clone());
                                 if keep.len() < 8 {
@@ -125,7 +133,11 @@ fn main() {
         });
         println!("len at rest {} stats {:?}", cache.len(), cache.stats());
         if cache.len() > cache.capacity() {
-            eprintln!("len {} > capacity {} at rest", cache.len(), cache.capacity());
+            eprintln!(
+                "len {} > capacity {} at rest",
+                cache.len(),
+                cache.capacity()
+            );
             std::process::exit(1);
         }
     }

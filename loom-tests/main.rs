@@ -106,10 +106,17 @@ impl World {
         // multiply loom's branches, so only over-release is checked.
         let strict = cfg!(session_cache_graveyard);
         for o in &self.objs {
-            assert!(!o.dead.load(SeqCst), "{o:?} dropped while the model still holds it");
+            assert!(
+                !o.dead.load(SeqCst),
+                "{o:?} dropped while the model still holds it"
+            );
             assert_eq!(o.drops.load(SeqCst), 0, "{o:?} over-released");
             if strict {
-                assert_eq!(Arc::strong_count(o), 1, "{o:?} leaked: the cache did not release it");
+                assert_eq!(
+                    Arc::strong_count(o),
+                    1,
+                    "{o:?} leaked: the cache did not release it"
+                );
             }
         }
         let drops: Vec<_> = self.objs.iter().map(|o| o.drops.clone()).collect();

@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 fn is(c: &[RemovalCause], want: &[RemovalCause]) -> bool {
-    c.len() == want.len() && c.iter().zip(want).all(|(a, b)| std::mem::discriminant(a) == std::mem::discriminant(b))
+    c.len() == want.len()
+        && c.iter()
+            .zip(want)
+            .all(|(a, b)| std::mem::discriminant(a) == std::mem::discriminant(b))
 }
 
 fn unwrap<T>(a: Arc<T>) -> T {
@@ -34,8 +37,16 @@ fn same_id_adds(n: usize) {
         .collect();
     let mut rs = vec![cache.try_add(objs[0].clone()).unwrap()];
     rs.extend(hs.into_iter().map(|h| h.join().unwrap()));
-    assert_eq!(rs.iter().filter(|r| **r == Added::Inserted).count(), 1, "{rs:?}");
-    assert_eq!(rs.iter().filter(|r| **r == Added::Replaced).count(), n - 1, "{rs:?}");
+    assert_eq!(
+        rs.iter().filter(|r| **r == Added::Inserted).count(),
+        1,
+        "{rs:?}"
+    );
+    assert_eq!(
+        rs.iter().filter(|r| **r == Added::Replaced).count(),
+        n - 1,
+        "{rs:?}"
+    );
     assert_eq!(cache.len(), 2, "the id is cached once");
     let fin = cache.get_with(&[1], |s| s.serial).expect("cached");
     for o in &objs {
@@ -109,12 +120,16 @@ fn identical_readd_vs_replace(reader: bool) {
 
 #[test]
 fn t2_identical_readd_vs_replace() {
-    model("t2_identical_readd_vs_replace", || identical_readd_vs_replace(false));
+    model("t2_identical_readd_vs_replace", || {
+        identical_readd_vs_replace(false)
+    });
 }
 
 #[test]
 fn t3_identical_readd_vs_replace_vs_get() {
-    model("t3_identical_readd_vs_replace_vs_get", || identical_readd_vs_replace(true));
+    model("t3_identical_readd_vs_replace_vs_get", || {
+        identical_readd_vs_replace(true)
+    });
 }
 
 // ---- 3. add vs remove (mutant: relaxed_publish) --------------------------------------------
@@ -190,7 +205,10 @@ fn t2_get_vs_replace_reader_holds_old_arc() {
             thread::spawn(move || {
                 let got = c.get(&[1]).expect("always cached");
                 // If the cache released `a` while we were taking our reference, it is dead.
-                assert!(!got.dead.load(SeqCst), "use after release: got a dropped session");
+                assert!(
+                    !got.dead.load(SeqCst),
+                    "use after release: got a dropped session"
+                );
                 let serial = got.serial;
                 let id = got.id.clone();
                 assert_eq!(id, vec![1]);
@@ -201,7 +219,11 @@ fn t2_get_vs_replace_reader_holds_old_arc() {
         let (serial, held) = reader.join().unwrap();
         // Still alive while the reader holds it, whichever it got.
         assert!(!held.dead.load(SeqCst));
-        assert_eq!(a_drops.load(SeqCst), 0, "a dropped while a reader could hold it");
+        assert_eq!(
+            a_drops.load(SeqCst),
+            0,
+            "a dropped while a reader could hold it"
+        );
         let held_a = serial != b.serial;
         drop(held);
         assert_eq!(cache.get_with(&[1], |s| s.serial), Some(b.serial));
@@ -237,11 +259,18 @@ fn remove_race(three: bool) {
     let taken = t2.join().unwrap();
     let r3 = t3.map(|t| t.join().unwrap()).unwrap_or(false);
     let wins = r1 as usize + taken.is_some() as usize + r3 as usize;
-    assert_eq!(wins, 1, "exactly one wins: remove_id {r1}, take {taken:?}, remove {r3}");
+    assert_eq!(
+        wins, 1,
+        "exactly one wins: remove_id {r1}, take {taken:?}, remove {r3}"
+    );
     if let Some(t) = taken {
         assert_eq!(t, a.serial);
     }
-    assert!(is(&w.causes(a.serial), &[RemovalCause::Removed]), "{:?}", w.causes(a.serial));
+    assert!(
+        is(&w.causes(a.serial), &[RemovalCause::Removed]),
+        "{:?}",
+        w.causes(a.serial)
+    );
     assert!(cache.is_empty());
     assert!(!cache.contains(&[1]));
     drop((a, probe));
@@ -262,7 +291,20 @@ fn t3_remove_vs_remove_vs_take() {
 
 #[test]
 fn t2_eviction_vs_replace() {
-    model("t2_eviction_vs_replace", || {
+    model("t2_eviction_vs_replace", || eviction_vs_replace(true));
+}
+
+/// The same race, checking only that the fresh replacement is never the victim (so that the
+/// `evict_by_key` mutant is told apart from the capacity bug `t2_eviction_vs_replace` shows).
+#[test]
+fn t2_eviction_never_takes_a_fresh_replacement() {
+    model("t2_eviction_never_takes_a_fresh_replacement", || {
+        eviction_vs_replace(false)
+    });
+}
+
+fn eviction_vs_replace(check_len: bool) {
+    {
         let mut w = World::default();
         let cache = Arc::new(w.cache(2));
         let a = w.sess(1, Some(1)); // expires first: the victim of the next insert
@@ -277,10 +319,24 @@ fn t2_eviction_vs_replace() {
         };
         assert_eq!(cache.try_add(c_.clone()).unwrap(), Added::Inserted);
         let rb = t2.join().unwrap();
-        assert_eq!(cache.len(), 2, "capacity 2, at rest");
         assert!(cache.contains(&[1]), "b (latest expiry) was evicted");
+        assert!(
+            w.causes(b.serial).is_empty(),
+            "b left: {:?}",
+            w.causes(b.serial)
+        );
+        if !check_len {
+            drop((a, b, c_, d));
+            w.finish(unwrap(cache));
+            return;
+        }
+        assert_eq!(cache.len(), 2, "capacity 2, at rest");
         assert_eq!(cache.get_with(&[1], |s| s.serial), Some(b.serial));
-        assert!(w.causes(b.serial).is_empty(), "b left: {:?}", w.causes(b.serial));
+        assert!(
+            w.causes(b.serial).is_empty(),
+            "b left: {:?}",
+            w.causes(b.serial)
+        );
         match rb {
             // b replaced a (judged by the eviction scan, perhaps): a reported Replaced only.
             Added::Replaced => assert!(is(&w.causes(a.serial), &[RemovalCause::Replaced])),
@@ -294,13 +350,19 @@ fn t2_eviction_vs_replace() {
         for o in [&a, &c_, &d] {
             let c = w.causes(o.serial);
             assert!(c.len() <= 1, "#{} left twice: {c:?}", o.serial);
-            evicted += c.iter().filter(|c| matches!(c, RemovalCause::Evicted)).count() as u64;
+            evicted += c
+                .iter()
+                .filter(|c| matches!(c, RemovalCause::Evicted))
+                .count() as u64;
         }
         assert_eq!(cache.stats().cache_full, evicted);
-        assert_eq!(cache.contains(&[2]) as usize + cache.contains(&[3]) as usize, 1);
+        assert_eq!(
+            cache.contains(&[2]) as usize + cache.contains(&[3]) as usize,
+            1
+        );
         drop((a, b, c_, d));
         w.finish(unwrap(cache));
-    });
+    }
 }
 
 // ---- 7. an add or remove racing a bucket rebuild (mutant: no_freeze) -----------------------
@@ -330,7 +392,10 @@ fn rebuild_race(third: bool) {
         assert_eq!(t3.join().unwrap(), Added::Inserted);
         assert!(cache.contains(&[4]));
     }
-    assert!(!cache.contains(&[1]), "a completed remove was undone by the rebuild");
+    assert!(
+        !cache.contains(&[1]),
+        "a completed remove was undone by the rebuild"
+    );
     assert!(cache.contains(&[3]), "an insert was lost in the rebuild");
     assert_eq!(cache.len(), 1 + third as usize);
     assert!(is(&w.causes(k1.serial), &[RemovalCause::Removed]));
@@ -345,7 +410,9 @@ fn t2_add_and_remove_racing_a_rebuild() {
 
 #[test]
 fn t3_two_adds_and_a_remove_racing_a_rebuild() {
-    model("t3_two_adds_and_a_remove_racing_a_rebuild", || rebuild_race(true));
+    model("t3_two_adds_and_a_remove_racing_a_rebuild", || {
+        rebuild_race(true)
+    });
 }
 
 // ---- 8. a reader on a frozen block vs a remove completed in the new block (mutant: copy_dead)
@@ -378,7 +445,10 @@ fn t3_reader_on_frozen_block_vs_completed_remove() {
         let was_done = done.load(SeqCst);
         let seen = cache.get_with(&[2], |s| s.serial);
         if was_done {
-            assert_eq!(seen, None, "a reader saw an entry removed before it started");
+            assert_eq!(
+                seen, None,
+                "a reader saw an entry removed before it started"
+            );
         }
         t2.join().unwrap();
         t3.join().unwrap();
@@ -412,7 +482,10 @@ fn growth_race(third: bool) {
     let removed = t3.map(|t| t.join().unwrap());
     if let Some(r) = removed {
         assert!(r, "k1 was cached until removed");
-        assert!(!cache.contains(&[1]), "a completed remove was undone by the growth");
+        assert!(
+            !cache.contains(&[1]),
+            "a completed remove was undone by the growth"
+        );
     } else {
         assert!(cache.contains(&[1]));
     }
@@ -432,4 +505,43 @@ fn t2_growth_racing_an_add() {
 #[test]
 fn t3_growth_racing_an_add_and_a_remove() {
     model("t3_growth_racing_an_add_and_a_remove", || growth_race(true));
+}
+
+/// Capacity 1: an eviction whose victim is replaced between the scan and the unlink must look
+/// again, not give up with the cache over capacity at rest (replacements never evict).
+/// Reproduces `fuzz/regressions/concurrent/len-over-capacity-at-rest` deterministically.
+#[test]
+fn t2_eviction_loses_race_to_replace() {
+    model("t2_eviction_loses_race_to_replace", || {
+        let mut w = World::default();
+        let cache = Arc::new(w.cache(1));
+        let a = w.sess(1, None);
+        let b = w.sess(1, None);
+        let c_ = w.sess(2, None);
+        assert!(cache.add(a.clone()));
+        let t2 = {
+            let (c, b) = (cache.clone(), b.clone());
+            thread::spawn(move || c.try_add(b).unwrap())
+        };
+        assert_eq!(cache.try_add(c_.clone()).unwrap(), Added::Inserted);
+        let rb = t2.join().unwrap();
+        assert_eq!(cache.len(), 1, "capacity 1, at rest");
+        match rb {
+            // b replaced a; c's insert then evicted b.
+            Added::Replaced => {
+                assert!(cache.contains(&[2]));
+                assert!(is(&w.causes(a.serial), &[RemovalCause::Replaced]));
+                assert!(is(&w.causes(b.serial), &[RemovalCause::Evicted]));
+            }
+            // c's insert evicted a; b's insert then evicted c.
+            Added::Inserted => {
+                assert!(cache.contains(&[1]));
+                assert!(is(&w.causes(a.serial), &[RemovalCause::Evicted]));
+                assert!(is(&w.causes(c_.serial), &[RemovalCause::Evicted]));
+            }
+            Added::AlreadyCached => panic!("b was never cached before"),
+        }
+        drop((a, b, c_));
+        w.finish(unwrap(cache));
+    });
 }

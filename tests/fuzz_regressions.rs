@@ -2,6 +2,7 @@
 //! - every file in `fuzz/regressions/<target>/` (crash inputs found by `cargo fuzz`);
 //! - hand-made seeds: the OpenSSL conformance cases of openssl-session-cache.md 10.1 that apply;
 //! - a few hundred pseudo-random inputs from a fixed seed (a cheap stable smoke fuzz).
+#![allow(missing_docs)]
 
 mod model;
 
@@ -15,7 +16,10 @@ fn replay_dir(target: &str, run: fn(&[u8])) -> usize {
         .join("fuzz/regressions")
         .join(target);
     let mut files: Vec<_> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd.map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect(),
+        Ok(rd) => rd
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect(),
         Err(_) => return 0,
     };
     files.sort();
@@ -134,15 +138,30 @@ fn seed_add_readd_replace_remove() {
     seed(
         &cfg(0, T300, CacheMode::SERVER, false),
         &[
-            Add { id: 0, timeout: None },
+            Add {
+                id: 0,
+                timeout: None,
+            },
             ReAdd { id: 0 },
             TryReAdd { id: 0, back: 0 },
-            Add { id: 0, timeout: None },   // replaces
-            TryReAdd { id: 0, back: 1 },    // the old object again: replaces back
-            Remove { id: 0, fresh: true },  // a different object with the cached id
-            Remove { id: 0, fresh: false }, // miss, still marks the argument
-            Add { id: 1, timeout: None },
-            Add { id: 2, timeout: None },   // same bytes as id 1 reversed: distinct
+            Add {
+                id: 0,
+                timeout: None,
+            }, // replaces
+            TryReAdd { id: 0, back: 1 }, // the old object again: replaces back
+            Remove { id: 0, fresh: true }, // a different object with the cached id
+            Remove {
+                id: 0,
+                fresh: false,
+            }, // miss, still marks the argument
+            Add {
+                id: 1,
+                timeout: None,
+            },
+            Add {
+                id: 2,
+                timeout: None,
+            }, // same bytes as id 1 reversed: distinct
             RemoveId { id: 1 },
             RemoveId { id: 1 },
             Take { id: 2 },
@@ -159,26 +178,65 @@ fn seed_eviction_order() {
     seed(
         &cfg(3, T300, CacheMode::SERVER, false),
         &[
-            Add { id: 0, timeout: None },
-            Add { id: 1, timeout: None },
-            Add { id: 2, timeout: None },
+            Add {
+                id: 0,
+                timeout: None,
+            },
+            Add {
+                id: 1,
+                timeout: None,
+            },
+            Add {
+                id: 2,
+                timeout: None,
+            },
             ReAdd { id: 0 },
-            Add { id: 3, timeout: None }, // evicts id 1
-            Add { id: 4, timeout: Some(1) }, // evicts id 2
-            Add { id: 1, timeout: Some(5) }, // evicts id 4 (1 s), never itself
-            Add { id: 2, timeout: None },
+            Add {
+                id: 3,
+                timeout: None,
+            }, // evicts id 1
+            Add {
+                id: 4,
+                timeout: Some(1),
+            }, // evicts id 2
+            Add {
+                id: 1,
+                timeout: Some(5),
+            }, // evicts id 4 (1 s), never itself
+            Add {
+                id: 2,
+                timeout: None,
+            },
         ],
     );
     // T10: A(+1000s~300), B(+1s), C(+5s), D(+0s): D inserted as the soonest, next add evicts D.
     seed(
         &cfg(4, T300, CacheMode::SERVER, false),
         &[
-            Add { id: 0, timeout: None },
-            Add { id: 1, timeout: Some(1) },
-            Add { id: 2, timeout: Some(3) },
-            Add { id: 3, timeout: Some(0) },
-            Add { id: 4, timeout: None }, // evicts id 3 (expires soonest)
-            Add { id: 3, timeout: None }, // evicts id 1
+            Add {
+                id: 0,
+                timeout: None,
+            },
+            Add {
+                id: 1,
+                timeout: Some(1),
+            },
+            Add {
+                id: 2,
+                timeout: Some(3),
+            },
+            Add {
+                id: 3,
+                timeout: Some(0),
+            },
+            Add {
+                id: 4,
+                timeout: None,
+            }, // evicts id 3 (expires soonest)
+            Add {
+                id: 3,
+                timeout: None,
+            }, // evicts id 1
         ],
     );
 }
@@ -190,17 +248,41 @@ fn seed_shrink() {
     seed(
         &cfg(4, T300, CacheMode::SERVER, false),
         &[
-            Add { id: 0, timeout: None },
-            Add { id: 1, timeout: None },
-            Add { id: 2, timeout: None },
-            Add { id: 3, timeout: None },
+            Add {
+                id: 0,
+                timeout: None,
+            },
+            Add {
+                id: 1,
+                timeout: None,
+            },
+            Add {
+                id: 2,
+                timeout: None,
+            },
+            Add {
+                id: 3,
+                timeout: None,
+            },
             SetCapacity { n: 1 },
-            Add { id: 0, timeout: None }, // replacement: no eviction
-            ReAdd { id: 1 },              // identical re-add: no eviction
-            Add { id: 4, timeout: None }, // evicts down to 1
+            Add {
+                id: 0,
+                timeout: None,
+            }, // replacement: no eviction
+            ReAdd { id: 1 }, // identical re-add: no eviction
+            Add {
+                id: 4,
+                timeout: None,
+            }, // evicts down to 1
             SetCapacity { n: 0 },
-            Add { id: 0, timeout: None },
-            Add { id: 1, timeout: None },
+            Add {
+                id: 0,
+                timeout: None,
+            },
+            Add {
+                id: 1,
+                timeout: None,
+            },
         ],
     );
 }
@@ -213,10 +295,22 @@ fn seed_expiry() {
     seed(
         &cfg(0, 1, CacheMode::SERVER, false), // cache timeout 1 s
         &[
-            Add { id: 0, timeout: None },
-            Add { id: 1, timeout: Some(5) }, // never expires
-            Add { id: 2, timeout: Some(3) }, // 5 s
-            Add { id: 3, timeout: None },
+            Add {
+                id: 0,
+                timeout: None,
+            },
+            Add {
+                id: 1,
+                timeout: Some(5),
+            }, // never expires
+            Add {
+                id: 2,
+                timeout: Some(3),
+            }, // 5 s
+            Add {
+                id: 3,
+                timeout: None,
+            },
             Advance { by: 1 }, // 0.5 s
             Advance { by: 1 }, // 1 s: exactly at the boundary, still valid
             Get { id: 0 },
@@ -240,7 +334,10 @@ fn seed_update_time() {
     seed(
         &cfg(0, 2, CacheMode::SERVER | CacheMode::UPDATE_TIME, false), // 2 s
         &[
-            Add { id: 0, timeout: None },
+            Add {
+                id: 0,
+                timeout: None,
+            },
             Advance { by: 3 }, // 2 s
             ReAdd { id: 0 },   // refreshed to now + 2 s
             Advance { by: 2 }, // 3 s
@@ -272,11 +369,17 @@ fn seed_on_miss_modes() {
             Get { id: 3 },     // cb hit, stored
             SetMode { m: 4 },  // NO_INTERNAL_STORE
             RemoveId { id: 3 },
-            Get { id: 3 }, // miss, cb hit, not stored
+            Get { id: 3 },    // miss, cb hit, not stored
             SetMode { m: 1 }, // OFF still looks up
             Get { id: 1 },
-            Add { id: 0, timeout: None },
-            Add { id: 2, timeout: None },
+            Add {
+                id: 0,
+                timeout: None,
+            },
+            Add {
+                id: 2,
+                timeout: None,
+            },
         ],
     );
 }
@@ -288,14 +391,35 @@ fn seed_bad_ids_and_clear() {
     seed(
         &cfg(2, T300, CacheMode::SERVER, false),
         &[
-            AddBadId { long: false, try_: false },
-            AddBadId { long: false, try_: true },
-            AddBadId { long: true, try_: false },
-            AddBadId { long: true, try_: true },
-            Add { id: 4, timeout: None },
-            Add { id: 3, timeout: None },
+            AddBadId {
+                long: false,
+                try_: false,
+            },
+            AddBadId {
+                long: false,
+                try_: true,
+            },
+            AddBadId {
+                long: true,
+                try_: false,
+            },
+            AddBadId {
+                long: true,
+                try_: true,
+            },
+            Add {
+                id: 4,
+                timeout: None,
+            },
+            Add {
+                id: 3,
+                timeout: None,
+            },
             Clear,
-            Add { id: 4, timeout: None },
+            Add {
+                id: 4,
+                timeout: None,
+            },
             Get { id: 4 },
         ],
     );
@@ -307,11 +431,20 @@ fn seed_zero_timeout() {
     seed(
         &cfg(1, 0, CacheMode::SERVER, false),
         &[
-            Add { id: 0, timeout: None },
+            Add {
+                id: 0,
+                timeout: None,
+            },
             Get { id: 0 }, // at the boundary: valid
-            Add { id: 1, timeout: None }, // evicts id 0
+            Add {
+                id: 1,
+                timeout: None,
+            }, // evicts id 0
             Advance { by: 0 },
-            Add { id: 2, timeout: None }, // id 1 expired: swept or evicted
+            Add {
+                id: 2,
+                timeout: None,
+            }, // id 1 expired: swept or evicted
             Get { id: 2 },
         ],
     );

@@ -21,11 +21,14 @@
 //!   set to the capacity under test.
 //! - empty ids: OpenSSL accepts them and then cannot remove them (CVE-2024-2511); we reject them
 //!   (`empty_id_is_rejected`).
+#![allow(missing_docs)]
 
 mod model;
 
 use model::TSession;
-use openssl_sys::{SSL_CTX_ctrl, SSL_CTX_free, SSL_CTX_new, SSL_SESSION, SSL_CTX, TLS_server_method};
+use openssl_sys::{
+    SSL_CTX_ctrl, SSL_CTX_free, SSL_CTX_new, TLS_server_method, SSL_CTX, SSL_SESSION,
+};
 use session_cache::{Added, CacheMode, ManualClock, RemovalCause, SessionCache};
 use std::collections::HashMap;
 use std::ffi::{c_int, c_long, c_uchar, c_uint, c_void};
@@ -53,14 +56,7 @@ const SSL_CTRL_SET_SESS_CACHE_SIZE: c_int = 42;
 /// Any fixed origin for OpenSSL's seconds; our `ManualClock` starts at 0.
 const T0: c_long = 1_000_000_000;
 
-const IDS: [&[u8]; 6] = [
-    &[1],
-    &[1, 0],
-    &[0, 1],
-    &[1, 2, 3, 4],
-    &[9; 16],
-    &[0xAB; 32],
-];
+const IDS: [&[u8]; 6] = [&[1], &[1, 0], &[0, 1], &[1, 2, 3, 4], &[9; 16], &[0xAB; 32]];
 const TIMEOUTS: [u64; 5] = [1, 2, 5, 10, 300];
 
 /// One OpenSSL `SSL_CTX` with its internal cache, and the `SSL_SESSION`s we made.
@@ -77,13 +73,24 @@ impl Ossl {
         // SAFETY: plain constructor calls; a null result is checked.
         let ctx = unsafe { SSL_CTX_new(TLS_server_method()) };
         assert!(!ctx.is_null());
-        let o = Ossl { ctx, sess: Vec::new(), by_ptr: HashMap::new() };
+        let o = Ossl {
+            ctx,
+            sess: Vec::new(),
+            by_ptr: HashMap::new(),
+        };
         o.set_size(size);
         o
     }
     fn set_size(&self, n: c_long) -> c_long {
         // SAFETY: ctx is a live SSL_CTX.
-        unsafe { SSL_CTX_ctrl(self.ctx, SSL_CTRL_SET_SESS_CACHE_SIZE, n, std::ptr::null_mut()) }
+        unsafe {
+            SSL_CTX_ctrl(
+                self.ctx,
+                SSL_CTRL_SET_SESS_CACHE_SIZE,
+                n,
+                std::ptr::null_mut(),
+            )
+        }
     }
     fn ctrl(&self, cmd: c_int) -> c_long {
         // SAFETY: ctx is a live SSL_CTX; these controls only read counters.
@@ -114,7 +121,12 @@ impl Ossl {
         if hit.is_null() {
             None
         } else {
-            Some(*self.by_ptr.get(&(hit as usize)).expect("OpenSSL caches an object we did not make"))
+            Some(
+                *self
+                    .by_ptr
+                    .get(&(hit as usize))
+                    .expect("OpenSSL caches an object we did not make"),
+            )
         }
     }
     fn resumable(&self, serial: u32) -> bool {
@@ -227,7 +239,12 @@ impl Pair {
         // SAFETY: ctx and session are live; the cache takes its own reference.
         let want = unsafe { SSL_CTX_add_session(self.ossl.ctx, os) } == 1;
         let got = self.ours.try_add(s.clone()).expect("valid id rejected");
-        assert_eq!(got != Added::AlreadyCached, want, "{}: add #{serial}: ours {got:?}, OpenSSL {want}", self.ctx);
+        assert_eq!(
+            got != Added::AlreadyCached,
+            want,
+            "{}: add #{serial}: ours {got:?}, OpenSSL {want}",
+            self.ctx
+        );
         if got != Added::AlreadyCached {
             let exp = self.clock_now() + s.own_timeout.unwrap();
             self.mirror.insert(s.id.clone(), (serial, exp));
@@ -243,9 +260,14 @@ impl Pair {
     fn remove(&mut self, serial: u32) {
         let s = self.objs[serial as usize].clone();
         // SAFETY: ctx and session are live.
-        let want = unsafe { SSL_CTX_remove_session(self.ossl.ctx, self.ossl.sess[serial as usize]) } == 1;
+        let want =
+            unsafe { SSL_CTX_remove_session(self.ossl.ctx, self.ossl.sess[serial as usize]) } == 1;
         let got = self.ours.remove(&s);
-        assert_eq!(got, want, "{}: remove #{serial}: ours {got}, OpenSSL {want}", self.ctx);
+        assert_eq!(
+            got, want,
+            "{}: remove #{serial}: ours {got}, OpenSSL {want}",
+            self.ctx
+        );
         self.apply_log();
     }
 
@@ -255,7 +277,11 @@ impl Pair {
         unsafe { SSL_CTX_flush_sessions(self.ossl.ctx, T0 + self.now_secs() as c_long) };
         let want = before - self.ossl.number();
         let got = self.ours.flush_expired();
-        assert_eq!(got, want, "{}: flush_expired: ours removed {got}, OpenSSL {want}", self.ctx);
+        assert_eq!(
+            got, want,
+            "{}: flush_expired: ours removed {got}, OpenSSL {want}",
+            self.ctx
+        );
         self.apply_log();
     }
 
@@ -281,19 +307,42 @@ impl Pair {
 
     fn compare(&self) {
         let ctx = &self.ctx;
-        assert_eq!(self.ours.len(), self.ossl.number(), "{ctx}: entry counts differ");
-        assert_eq!(self.ours.len(), self.mirror.len(), "{ctx}: len() disagrees with the return values and callbacks");
-        assert_eq!(self.ours.stats().cache_full, self.ossl.cache_full(), "{ctx}: cache_full differs");
+        assert_eq!(
+            self.ours.len(),
+            self.ossl.number(),
+            "{ctx}: entry counts differ"
+        );
+        assert_eq!(
+            self.ours.len(),
+            self.mirror.len(),
+            "{ctx}: len() disagrees with the return values and callbacks"
+        );
+        assert_eq!(
+            self.ours.stats().cache_full,
+            self.ossl.cache_full(),
+            "{ctx}: cache_full differs"
+        );
         for id in IDS {
             let theirs = self.ossl.cached(id);
             let mine = self.mirror.get(id).map(|e| e.0);
-            assert_eq!(mine, theirs, "{ctx}: id {id:02x?}: ours caches {mine:?}, OpenSSL {theirs:?}");
+            assert_eq!(
+                mine, theirs,
+                "{ctx}: id {id:02x?}: ours caches {mine:?}, OpenSSL {theirs:?}"
+            );
             match self.mirror.get(id) {
                 Some((s, exp)) if self.clock_now() <= *exp => {
-                    assert_eq!(self.ours.get_with(id, |x| x.serial), Some(*s), "{ctx}: get_with disagrees");
+                    assert_eq!(
+                        self.ours.get_with(id, |x| x.serial),
+                        Some(*s),
+                        "{ctx}: get_with disagrees"
+                    );
                 }
                 Some(_) => {}
-                None => assert_eq!(self.ours.get_with(id, |x| x.serial), None, "{ctx}: get_with disagrees"),
+                None => assert_eq!(
+                    self.ours.get_with(id, |x| x.serial),
+                    None,
+                    "{ctx}: get_with disagrees"
+                ),
             }
         }
         for (i, o) in self.objs.iter().enumerate() {
@@ -353,8 +402,9 @@ fn run_sequence(seed: u64, size: c_long, steps: usize) {
             90..=95 => p.flush_expired(),
             _ => {
                 // Resize, then insert a new id at once (difference 3).
-                let uncached: Vec<usize> =
-                    (0..IDS.len()).filter(|i| !p.mirror.contains_key(IDS[*i])).collect();
+                let uncached: Vec<usize> = (0..IDS.len())
+                    .filter(|i| !p.mirror.contains_key(IDS[*i]))
+                    .collect();
                 if uncached.is_empty() {
                     continue;
                 }
@@ -372,7 +422,13 @@ fn run_sequence(seed: u64, size: c_long, steps: usize) {
         if std::env::var_os("OSSL_TRACE").is_some() {
             let mut m: Vec<_> = p.mirror.values().map(|e| (e.0, e.1.as_secs())).collect();
             m.sort();
-            eprintln!("{} now={}s objs={} mirror={m:?} log={:?}", p.ctx, p.now_secs(), p.objs.len(), p.objs.last().map(|o| (o.serial, &o.id, o.own_timeout)));
+            eprintln!(
+                "{} now={}s objs={} mirror={m:?} log={:?}",
+                p.ctx,
+                p.now_secs(),
+                p.objs.len(),
+                p.objs.last().map(|o| (o.serial, &o.id, o.own_timeout))
+            );
         }
         p.compare();
     }
@@ -386,7 +442,11 @@ fn random_sequences_match_openssl() {
     let mut runs = 0;
     for size in [1, 2, 3, 4, 5, 8, 0] {
         for seed in 0..40u64 {
-            run_sequence(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ size as u64, size, 300);
+            run_sequence(
+                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ size as u64,
+                size,
+                300,
+            );
             runs += 1;
         }
     }
@@ -432,12 +492,23 @@ fn replace_after_shrink() {
     let os = p.ossl.sess[s as usize];
     // SAFETY: live ctx and session.
     assert_eq!(unsafe { SSL_CTX_add_session(p.ossl.ctx, os) }, 1);
-    assert_eq!(p.ours.try_add(p.objs[s as usize].clone()), Ok(Added::Replaced));
-    assert_eq!(p.ossl.number(), 1, "OpenSSL evicts down to N-1 on the replacement");
+    assert_eq!(
+        p.ours.try_add(p.objs[s as usize].clone()),
+        Ok(Added::Replaced)
+    );
+    assert_eq!(
+        p.ossl.number(),
+        1,
+        "OpenSSL evicts down to N-1 on the replacement"
+    );
     assert_eq!(p.ours.len(), 4, "we do not evict on a replacement");
     let t = p.make(5, 300);
     assert!(p.ours.add(p.objs[t as usize].clone()));
-    assert_eq!(p.ours.len(), 1, "the next new insert evicts down to the capacity");
+    assert_eq!(
+        p.ours.len(),
+        1,
+        "the next new insert evicts down to the capacity"
+    );
 }
 
 /// Deliberate difference 4: empty ids.
@@ -447,8 +518,16 @@ fn empty_id_is_rejected() {
     let os = new_session(&[], T0, 300);
     // SAFETY: live ctx and session; we free our reference after the ctx has its own.
     unsafe {
-        assert_eq!(SSL_CTX_add_session(p.ossl.ctx, os), 1, "OpenSSL accepts an empty id");
-        assert_eq!(SSL_CTX_remove_session(p.ossl.ctx, os), 0, "...and cannot remove it");
+        assert_eq!(
+            SSL_CTX_add_session(p.ossl.ctx, os),
+            1,
+            "OpenSSL accepts an empty id"
+        );
+        assert_eq!(
+            SSL_CTX_remove_session(p.ossl.ctx, os),
+            0,
+            "...and cannot remove it"
+        );
         SSL_SESSION_free(os);
     }
     assert_eq!(p.ossl.number(), 1);

@@ -12,6 +12,7 @@
 //!
 //! All scenarios run inside one `#[test]` so that no other test thread of this binary is pinned
 //! meanwhile (the epoch collector is process-wide).
+#![allow(missing_docs)]
 
 use session_cache::{flush_deferred, ManualClock, Session, SessionCache};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -110,7 +111,10 @@ fn setup(how: Unlink) -> (SessionCache<Sess>, ManualClock, Arc<AtomicBool>, u64)
         Unlink::Evict => {
             assert!(cache.add(plain(next)));
             next += 1;
-            assert!(!cache.contains(&key), "the soonest-expiring entry is evicted");
+            assert!(
+                !cache.contains(&key),
+                "the soonest-expiring entry is evicted"
+            );
         }
         Unlink::ExpireOnGet => {
             clock.advance(Duration::from_secs(2));
@@ -131,7 +135,10 @@ fn ops_until_dropped_under_writes(how: Unlink) -> (usize, Duration) {
     let t0 = Instant::now();
     let mut ops = 0;
     while !flag.load(SeqCst) {
-        assert!(ops < GIVE_UP, "{how:?}: not dropped after {GIVE_UP} operations");
+        assert!(
+            ops < GIVE_UP,
+            "{how:?}: not dropped after {GIVE_UP} operations"
+        );
         cache.add(plain(next));
         next += 1;
         ops += 1;
@@ -152,7 +159,10 @@ fn ops_until_dropped_under_reads(how: Unlink, max: usize) -> Option<usize> {
     // The promise that holds here: flush_deferred() releases it.
     let mut flushes = 0;
     while !flag.load(SeqCst) {
-        assert!(flushes < 4, "{how:?}: still alive after 4 flush_deferred() calls");
+        assert!(
+            flushes < 4,
+            "{how:?}: still alive after 4 flush_deferred() calls"
+        );
         flush_deferred();
         flushes += 1;
     }
@@ -175,7 +185,10 @@ fn release_delay_is_bounded() {
     let _ = ops_until_dropped_under_writes(Unlink::Remove);
     flush_deferred();
     let mut worst = 0;
-    eprintln!("{:<14} {:>12} {:>12} {:>22}", "unlink", "write ops", "write time", "read-only ops (of 10k)");
+    eprintln!(
+        "{:<14} {:>12} {:>12} {:>22}",
+        "unlink", "write ops", "write time", "read-only ops (of 10k)"
+    );
     for how in kinds {
         let mut max_ops = 0;
         let mut max_t = Duration::ZERO;

@@ -377,10 +377,13 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             let cas = slot.compare_exchange(word, new, Relaxed, Relaxed, guard);
             match cas {
                 Ok(_) if identical => {
+                    // (loom-tests/README.md: the `identical_rc` mutant keeps the caller's count.)
+                    #[cfg(not(session_cache_mutant = "identical_rc"))]
                     // SAFETY: two counts exist, the old entry's (now the new entry's) and the
                     // caller's; dropping the caller's leaves at least one.
-                    #[cfg(not(session_cache_mutant = "identical_rc"))] // loom-tests/README.md
-                    unsafe { Arc::decrement_strong_count(value) };
+                    unsafe {
+                        Arc::decrement_strong_count(value)
+                    };
                     // SAFETY: the old entry is unlinked; its count moved to the new entry.
                     unsafe { self.retire_entry(word, guard) };
                     return Insert::Identical;
@@ -391,10 +394,15 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                     let previous = unsafe { clone_arc(old.value_ptr()) };
                     // SAFETY: unlinked by our CAS; it owned one strong count.
                     #[cfg(not(session_cache_mutant = "eager_release"))]
-                    unsafe { self.retire_entry_and_value(word, guard) };
+                    unsafe {
+                        self.retire_entry_and_value(word, guard)
+                    };
                     // SAFETY: none: releases the value while readers may still take it.
                     #[cfg(session_cache_mutant = "eager_release")] // loom-tests/README.md
-                    unsafe { Arc::decrement_strong_count(old.value_ptr()); self.retire_entry(word, guard) };
+                    unsafe {
+                        Arc::decrement_strong_count(old.value_ptr());
+                        self.retire_entry(word, guard)
+                    };
                     return Insert::Replaced(previous);
                 }
                 Err(e) => new = e.new,
@@ -472,7 +480,9 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 return None;
             }
             #[cfg(session_cache_mutant = "evict_by_key")] // loom-tests/README.md
-            if word.tag() & DEAD != 0 { return None; }
+            if word.tag() & DEAD != 0 {
+                return None;
+            }
             if word.tag() & FROZEN != 0 {
                 self.rebuild(bucket, block, guard);
                 continue;
@@ -496,7 +506,10 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         slot.compare_exchange(word, word.with_tag(DEAD), AcqRel, Acquire, guard)
             .ok()?;
         #[cfg(session_cache_mutant = "kill_store")] // loom-tests/README.md
-        slot.store(word.with_tag(DEAD), crate::loom::sync::atomic::Ordering::Release);
+        slot.store(
+            word.with_tag(DEAD),
+            crate::loom::sync::atomic::Ordering::Release,
+        );
         // SAFETY: `word` was live under `guard`; the table's count is released deferred.
         let value = unsafe { word.deref() }.value_ptr();
         // SAFETY: as above.

@@ -184,21 +184,37 @@ fn check_at_rest(
                 assert_eq!(s.id, IDS[i], "get_with returned a session with another id");
                 s.serial
             });
-            assert_eq!(c, g.is_some(), "contains and get_with disagree on id {i}\n{}", ctx());
+            assert_eq!(
+                c,
+                g.is_some(),
+                "contains and get_with disagree on id {i}\n{}",
+                ctx()
+            );
             g
         })
         .collect();
     let n_cached = cached.iter().filter(|c| c.is_some()).count();
-    assert_eq!(len, n_cached, "len() = {len} but {n_cached} ids are found\n{}", ctx());
+    assert_eq!(
+        len,
+        n_cached,
+        "len() = {len} but {n_cached} ids are found\n{}",
+        ctx()
+    );
     if plan.capacity > 0 {
-        assert!(len <= plan.capacity, "len() = {len} > capacity {} at rest\n{}", plan.capacity, ctx());
+        assert!(
+            len <= plan.capacity,
+            "len() = {len} > capacity {} at rest\n{}",
+            plan.capacity,
+            ctx()
+        );
     }
     let events = log.lock().unwrap().clone();
     let nobj = reg.objs.len();
     let mut entered = vec![0usize; nobj];
     let mut left = vec![0usize; nobj];
     let mut taken = vec![0usize; nobj];
-    let (mut inserted, mut replaced, mut removed_ok, mut hits, mut lookups) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut inserted, mut replaced, mut removed_ok, mut hits, mut lookups) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut id_inserted = vec![0i64; IDS.len()];
     let mut id_left = vec![0i64; IDS.len()];
     for (ops, rs) in plan.threads.iter().zip(results) {
@@ -220,7 +236,10 @@ fn check_at_rest(
                 (COp::Take(i), CRes::Obj(o)) => {
                     lookups += 1;
                     if let Some(s) = o {
-                        assert_eq!(reg.objs[*s as usize].id, IDS[*i], "take returned a session with another id");
+                        assert_eq!(
+                            reg.objs[*s as usize].id, IDS[*i],
+                            "take returned a session with another id"
+                        );
                         taken[*s as usize] += 1;
                         removed_ok += 1;
                         hits += 1;
@@ -229,12 +248,18 @@ fn check_at_rest(
                 (COp::Get(i) | COp::GetWith(i), CRes::Obj(o)) => {
                     lookups += 1;
                     if let Some(s) = o {
-                        assert_eq!(reg.objs[*s as usize].id, IDS[*i], "get returned a session with another id");
+                        assert_eq!(
+                            reg.objs[*s as usize].id, IDS[*i],
+                            "get returned a session with another id"
+                        );
                         hits += 1;
                     }
                 }
                 (COp::FlushExpired, CRes::Count(n)) => {
-                    assert_eq!(*n, 0, "flush_expired removed entries though nothing can expire")
+                    assert_eq!(
+                        *n, 0,
+                        "flush_expired removed entries though nothing can expire"
+                    )
                 }
                 _ => {}
             }
@@ -246,7 +271,10 @@ fn check_at_rest(
         let s = *s as usize;
         left[s] += 1;
         *by_cause.entry(*c).or_default() += 1;
-        let idx = IDS.iter().position(|i| *i == reg.objs[s].id.as_slice()).unwrap();
+        let idx = IDS
+            .iter()
+            .position(|i| *i == reg.objs[s].id.as_slice())
+            .unwrap();
         if *c != Cause::Replaced {
             id_left[idx] += 1;
         }
@@ -254,9 +282,17 @@ fn check_at_rest(
             removed_of[s] += 1;
         }
         if *c == Cause::Evicted || *c == Cause::Cleared {
-            assert!(reg.objs[s].marked(), "#{s} left by {c:?} but is not marked not resumable\n{}", ctx());
+            assert!(
+                reg.objs[s].marked(),
+                "#{s} left by {c:?} but is not marked not resumable\n{}",
+                ctx()
+            );
         }
-        assert!(*c != Cause::Expired && *c != Cause::Other, "unexpected cause {c:?}\n{}", ctx());
+        assert!(
+            *c != Cause::Expired && *c != Cause::Other,
+            "unexpected cause {c:?}\n{}",
+            ctx()
+        );
     }
     for s in 0..nobj {
         let now = cached.iter().filter(|c| **c == Some(s as u32)).count();
@@ -268,7 +304,13 @@ fn check_at_rest(
             left[s],
             ctx()
         );
-        assert!(taken[s] <= removed_of[s], "#{s} taken {} times but only {} Removed callbacks\n{}", taken[s], removed_of[s], ctx());
+        assert!(
+            taken[s] <= removed_of[s],
+            "#{s} taken {} times but only {} Removed callbacks\n{}",
+            taken[s],
+            removed_of[s],
+            ctx()
+        );
     }
     for i in 0..IDS.len() {
         let now = cached[i].is_some() as i64;
@@ -282,8 +324,18 @@ fn check_at_rest(
         );
     }
     let cause = |c| by_cause.get(&c).copied().unwrap_or(0);
-    assert_eq!(removed_ok, cause(Cause::Removed), "successful take/remove calls != Removed callbacks\n{}", ctx());
-    assert_eq!(replaced, cause(Cause::Replaced), "Replaced results != Replaced callbacks\n{}", ctx());
+    assert_eq!(
+        removed_ok,
+        cause(Cause::Removed),
+        "successful take/remove calls != Removed callbacks\n{}",
+        ctx()
+    );
+    assert_eq!(
+        replaced,
+        cause(Cause::Replaced),
+        "Replaced results != Replaced callbacks\n{}",
+        ctx()
+    );
     let st = cache.stats();
     // The final get_with calls above also count as lookups.
     let final_hits = n_cached as u64;
@@ -291,9 +343,19 @@ fn check_at_rest(
     assert_eq!(st.entries, len, "stats.entries");
     assert_eq!(st.inserts, inserted, "stats.inserts\n{}", ctx());
     assert_eq!(st.replacements, replaced, "stats.replacements\n{}", ctx());
-    assert_eq!(st.cache_full, cause(Cause::Evicted), "stats.cache_full\n{}", ctx());
+    assert_eq!(
+        st.cache_full,
+        cause(Cause::Evicted),
+        "stats.cache_full\n{}",
+        ctx()
+    );
     assert_eq!(st.hits, hits + final_hits, "stats.hits\n{}", ctx());
-    assert_eq!(st.misses, lookups - hits + final_misses, "stats.misses\n{}", ctx());
+    assert_eq!(
+        st.misses,
+        lookups - hits + final_misses,
+        "stats.misses\n{}",
+        ctx()
+    );
     assert_eq!(st.timeouts, 0, "stats.timeouts");
     assert_eq!(st.removals, removed_ok, "stats.removals\n{}", ctx());
 }

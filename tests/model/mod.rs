@@ -70,7 +70,12 @@ impl Drop for TSession {
 
 impl fmt::Debug for TSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}({:02x?})", self.serial, &self.id[..self.id.len().min(4)])
+        write!(
+            f,
+            "#{}({:02x?})",
+            self.serial,
+            &self.id[..self.id.len().min(4)]
+        )
     }
 }
 
@@ -149,7 +154,11 @@ impl Registry {
         let counters: Vec<_> = self.objs.iter().map(|o| o.drops.clone()).collect();
         drop(self);
         for (i, c) in counters.iter().enumerate() {
-            assert_eq!(c.load(Ordering::SeqCst), 1, "{what}: #{i} dropped {c:?} times");
+            assert_eq!(
+                c.load(Ordering::SeqCst),
+                1,
+                "{what}: #{i} dropped {c:?} times"
+            );
         }
     }
 }
@@ -249,28 +258,63 @@ impl Config {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     /// `add` of a fresh object; `timeout` is an index into [`TIMEOUTS`] or `None`.
-    Add { id: usize, timeout: Option<usize> },
+    Add {
+        id: usize,
+        timeout: Option<usize>,
+    },
     /// `try_add` of a fresh object.
-    TryAdd { id: usize, timeout: Option<usize> },
+    TryAdd {
+        id: usize,
+        timeout: Option<usize>,
+    },
     /// `add` of the most recent object made for `id` (an identical re-add when it is cached).
-    ReAdd { id: usize },
+    ReAdd {
+        id: usize,
+    },
     /// `try_add` of the `back`-th most recent object made for `id`.
-    TryReAdd { id: usize, back: usize },
+    TryReAdd {
+        id: usize,
+        back: usize,
+    },
     /// `remove(&S)`: `fresh` passes a new object with the same id, else the latest object.
-    Remove { id: usize, fresh: bool },
-    RemoveId { id: usize },
-    Take { id: usize },
-    Get { id: usize },
-    GetWith { id: usize },
-    Contains { id: usize },
-    Advance { by: usize },
+    Remove {
+        id: usize,
+        fresh: bool,
+    },
+    RemoveId {
+        id: usize,
+    },
+    Take {
+        id: usize,
+    },
+    Get {
+        id: usize,
+    },
+    GetWith {
+        id: usize,
+    },
+    Contains {
+        id: usize,
+    },
+    Advance {
+        by: usize,
+    },
     FlushExpired,
     Clear,
-    SetCapacity { n: usize },
-    SetTimeout { t: usize },
-    SetMode { m: usize },
+    SetCapacity {
+        n: usize,
+    },
+    SetTimeout {
+        t: usize,
+    },
+    SetMode {
+        m: usize,
+    },
     /// `add`/`try_add` with an empty (`long == false`) or too long id.
-    AddBadId { long: bool, try_: bool },
+    AddBadId {
+        long: bool,
+        try_: bool,
+    },
 }
 
 impl Op {
@@ -515,7 +559,15 @@ impl Differential {
         let mut v: Vec<_> = self
             .entries
             .iter()
-            .map(|(k, e)| format!("{:02x?}=#{} exp={:?} seq={}", &k[..k.len().min(4)], e.serial, e.exp, e.seq))
+            .map(|(k, e)| {
+                format!(
+                    "{:02x?}=#{} exp={:?} seq={}",
+                    &k[..k.len().min(4)],
+                    e.serial,
+                    e.exp,
+                    e.seq
+                )
+            })
             .collect();
         v.sort();
         format!(
@@ -594,7 +646,11 @@ impl Differential {
         for s in ev.take_cause(Cause::Expired) {
             let id = self.reg.objs[s as usize].id.clone();
             let ok = matches!(self.entries.get(&id), Some(e) if e.serial == s && self.expired(e));
-            check!(self, ok, "on_remove(Expired) for #{s}, which is not an expired cached entry");
+            check!(
+                self,
+                ok,
+                "on_remove(Expired) for #{s}, which is not an expired cached entry"
+            );
             self.entries.remove(&id);
             self.stats.expired += 1;
             self.mark_must(s);
@@ -625,12 +681,14 @@ impl Differential {
                     e.serial,
                     e.serial
                 );
-                self.entries.insert(obj.id.clone(), MEntry { serial, exp, seq });
+                self.entries
+                    .insert(obj.id.clone(), MEntry { serial, exp, seq });
                 self.stats.replacements += 1;
                 Added::Replaced
             }
             None => {
-                self.entries.insert(obj.id.clone(), MEntry { serial, exp, seq });
+                self.entries
+                    .insert(obj.id.clone(), MEntry { serial, exp, seq });
                 self.stats.inserts += 1;
                 let need = if self.cap > 0 {
                     self.entries.len().saturating_sub(self.cap)
@@ -654,7 +712,11 @@ impl Differential {
                     // A sampled victim: any cached entry but the new one, as many as needed.
                     let ok = victims.len() == need
                         && victims.iter().all(|v| cands.iter().any(|c| c.3 == *v));
-                    check!(self, ok, "insert of #{serial}: evicted {victims:?}, need {need} of {cands:?}");
+                    check!(
+                        self,
+                        ok,
+                        "insert of #{serial}: evicted {victims:?}, need {need} of {cands:?}"
+                    );
                     expect = victims.clone();
                 }
                 check!(
@@ -748,7 +810,12 @@ impl Differential {
                 let got = self.cache().remove(&arg);
                 let mut ev = self.drain();
                 let expect = self.model_remove(id, &mut ev);
-                check!(self, got == expect.is_some(), "remove returned {got}, expected {}", expect.is_some());
+                check!(
+                    self,
+                    got == expect.is_some(),
+                    "remove returned {got}, expected {}",
+                    expect.is_some()
+                );
                 self.mark_must(arg.serial);
                 self.finish_op(ev);
             }
@@ -756,7 +823,12 @@ impl Differential {
                 let got = self.cache().remove_id(IDS[id]);
                 let mut ev = self.drain();
                 let expect = self.model_remove(id, &mut ev);
-                check!(self, got == expect.is_some(), "remove_id returned {got}, expected {}", expect.is_some());
+                check!(
+                    self,
+                    got == expect.is_some(),
+                    "remove_id returned {got}, expected {}",
+                    expect.is_some()
+                );
                 self.finish_op(ev);
             }
             Op::Take { id } => {
@@ -765,7 +837,12 @@ impl Differential {
                 let key = IDS[id].to_vec();
                 let expect = match self.entries.get(&key).cloned() {
                     Some(e) if self.expired(&e) => {
-                        check!(self, ev.take(e.serial, Cause::Expired), "take of expired #{}: expected on_remove(Expired)", e.serial);
+                        check!(
+                            self,
+                            ev.take(e.serial, Cause::Expired),
+                            "take of expired #{}: expected on_remove(Expired)",
+                            e.serial
+                        );
                         self.entries.remove(&key);
                         self.stats.timeouts += 1;
                         self.stats.expired += 1;
@@ -773,7 +850,12 @@ impl Differential {
                         None
                     }
                     Some(e) => {
-                        check!(self, ev.take(e.serial, Cause::Removed), "take of #{}: expected on_remove(Removed)", e.serial);
+                        check!(
+                            self,
+                            ev.take(e.serial, Cause::Removed),
+                            "take of #{}: expected on_remove(Removed)",
+                            e.serial
+                        );
                         self.entries.remove(&key);
                         self.stats.hits += 1;
                         self.stats.removals += 1;
@@ -785,7 +867,11 @@ impl Differential {
                         None
                     }
                 };
-                check!(self, got == expect, "take returned {got:?}, expected {expect:?}");
+                check!(
+                    self,
+                    got == expect,
+                    "take returned {got:?}, expected {expect:?}"
+                );
                 self.finish_op(ev);
             }
             Op::Get { id } | Op::GetWith { id } => {
@@ -797,7 +883,11 @@ impl Differential {
                 };
                 let mut ev = self.drain();
                 let expect = self.model_get(id, with, &mut ev);
-                check!(self, got == expect, "get returned {got:?}, expected {expect:?}");
+                check!(
+                    self,
+                    got == expect,
+                    "get returned {got:?}, expected {expect:?}"
+                );
                 self.finish_op(ev);
             }
             Op::Contains { id } => {
@@ -825,12 +915,21 @@ impl Differential {
                     .map(|(k, e)| (k.clone(), e.serial))
                     .collect();
                 for (k, s) in &dead {
-                    check!(self, ev.take(*s, Cause::Expired), "flush_expired: no on_remove(#{s}, Expired)");
+                    check!(
+                        self,
+                        ev.take(*s, Cause::Expired),
+                        "flush_expired: no on_remove(#{s}, Expired)"
+                    );
                     self.entries.remove(k);
                     self.stats.expired += 1;
                     self.mark_must(*s);
                 }
-                check!(self, got == dead.len(), "flush_expired returned {got}, expected {}", dead.len());
+                check!(
+                    self,
+                    got == dead.len(),
+                    "flush_expired returned {got}, expected {}",
+                    dead.len()
+                );
                 self.finish_op(ev);
             }
             Op::Clear => {
@@ -838,7 +937,11 @@ impl Differential {
                 let mut ev = self.drain();
                 let all: Vec<_> = self.entries.values().map(|e| e.serial).collect();
                 for s in all {
-                    check!(self, ev.take(s, Cause::Cleared), "clear: no on_remove(#{s}, Cleared)");
+                    check!(
+                        self,
+                        ev.take(s, Cause::Cleared),
+                        "clear: no on_remove(#{s}, Cleared)"
+                    );
                     self.mark_must(s);
                 }
                 self.entries.clear();
@@ -846,7 +949,12 @@ impl Differential {
             }
             Op::SetCapacity { n } => {
                 let prev = self.cache().set_capacity(n);
-                check!(self, prev == self.cap, "set_capacity returned {prev}, expected {}", self.cap);
+                check!(
+                    self,
+                    prev == self.cap,
+                    "set_capacity returned {prev}, expected {}",
+                    self.cap
+                );
                 self.cap = n;
                 let ev = self.drain();
                 self.finish_op(ev);
@@ -866,17 +974,28 @@ impl Differential {
                 self.finish_op(ev);
             }
             Op::AddBadId { long, try_ } => {
-                let id = if long { vec![9u8; MAX_ID_LEN + 1] } else { Vec::new() };
+                let id = if long {
+                    vec![9u8; MAX_ID_LEN + 1]
+                } else {
+                    Vec::new()
+                };
                 let s = self.reg.make(&id, None);
                 self.marks.push(Mark::Never);
                 if try_ {
                     let got = self.cache().try_add(s);
                     let expect = if long {
-                        AddError::IdTooLong { len: MAX_ID_LEN + 1, max: MAX_ID_LEN }
+                        AddError::IdTooLong {
+                            len: MAX_ID_LEN + 1,
+                            max: MAX_ID_LEN,
+                        }
                     } else {
                         AddError::EmptyId
                     };
-                    check!(self, matches!(&got, Err(e) if *e == expect), "try_add returned {got:?}, expected Err({expect:?})");
+                    check!(
+                        self,
+                        matches!(&got, Err(e) if *e == expect),
+                        "try_add returned {got:?}, expected Err({expect:?})"
+                    );
                 } else {
                     let got = self.cache().add(s);
                     check!(self, !got, "add of a bad id returned true");
@@ -902,11 +1021,19 @@ impl Differential {
         let mut ev = self.drain();
         let expect = self.model_add(serial, &mut ev);
         if try_ {
-            check!(self, got == expect, "try_add returned {got:?}, expected {expect:?}");
+            check!(
+                self,
+                got == expect,
+                "try_add returned {got:?}, expected {expect:?}"
+            );
         } else {
             let want = expect != Added::AlreadyCached;
             let got = got != Added::AlreadyCached;
-            check!(self, got == want, "add returned {got}, expected {want} ({expect:?})");
+            check!(
+                self,
+                got == want,
+                "add returned {got}, expected {want} ({expect:?})"
+            );
         }
         self.finish_op(ev);
     }
@@ -915,7 +1042,12 @@ impl Differential {
     fn model_remove(&mut self, id: usize, ev: &mut Events) -> Option<u32> {
         let key = IDS[id].to_vec();
         let e = self.entries.remove(&key)?;
-        check!(self, ev.take(e.serial, Cause::Removed), "remove of #{}: expected on_remove(Removed)", e.serial);
+        check!(
+            self,
+            ev.take(e.serial, Cause::Removed),
+            "remove of #{}: expected on_remove(Removed)",
+            e.serial
+        );
         self.stats.removals += 1;
         self.mark_unknown(e.serial);
         Some(e.serial)
@@ -923,11 +1055,25 @@ impl Differential {
 
     /// Checks that follow every operation.
     fn finish_op(&mut self, ev: Events) {
-        check!(self, ev.0.is_empty(), "unexpected on_remove calls {:?}", ev.0);
+        check!(
+            self,
+            ev.0.is_empty(),
+            "unexpected on_remove calls {:?}",
+            ev.0
+        );
         let c = self.cache();
         let len = c.len();
-        check!(self, len == self.entries.len(), "len() = {len}, model has {}", self.entries.len());
-        check!(self, c.is_empty() == (len == 0), "is_empty() disagrees with len()");
+        check!(
+            self,
+            len == self.entries.len(),
+            "len() = {len}, model has {}",
+            self.entries.len()
+        );
+        check!(
+            self,
+            c.is_empty() == (len == 0),
+            "is_empty() disagrees with len()"
+        );
         if self.cap > 0 {
             // Holds after every op that can insert; shrinking only bites at the next insert,
             // which the model mirrors, so this is the model's count too.
@@ -935,22 +1081,45 @@ impl Differential {
         let stats = c.stats();
         let mut want = self.stats;
         want.entries = self.entries.len();
-        check!(self, stats == want, "stats() = {stats:?}\n  expected {want:?}");
-        check!(self, c.capacity() == self.cap, "capacity() = {}", c.capacity());
-        check!(self, c.timeout() == self.timeout, "timeout() = {:?}", c.timeout());
+        check!(
+            self,
+            stats == want,
+            "stats() = {stats:?}\n  expected {want:?}"
+        );
+        check!(
+            self,
+            c.capacity() == self.cap,
+            "capacity() = {}",
+            c.capacity()
+        );
+        check!(
+            self,
+            c.timeout() == self.timeout,
+            "timeout() = {:?}",
+            c.timeout()
+        );
         check!(self, c.mode() == self.mode, "mode() = {:?}", c.mode());
         for (i, m) in self.marks.iter().enumerate() {
             let marked = self.reg.objs[i].marked();
             match m {
                 Mark::Must => check!(self, marked, "#{i} should be marked not resumable"),
-                Mark::Never => check!(self, !marked, "#{i} was marked not resumable but should not be"),
+                Mark::Never => check!(
+                    self,
+                    !marked,
+                    "#{i} was marked not resumable but should not be"
+                ),
                 Mark::Unknown => {}
             }
         }
         // Every cached object is cached under its own id, and `contains` agrees (no side effects).
         for (k, e) in &self.entries {
             if !self.expired(e) {
-                check!(self, c.contains(k), "contains({k:02x?}) is false, model caches #{}", e.serial);
+                check!(
+                    self,
+                    c.contains(k),
+                    "contains({k:02x?}) is false, model caches #{}",
+                    e.serial
+                );
             }
         }
     }
