@@ -9,7 +9,7 @@ use session_cache::SessionCache;
 use crate::support::{model, S};
 
 #[test]
-fn two_adds_of_one_id() {
+fn t2_two_adds_of_one_id_exact_totals() {
     model(|drops| {
         let cache: Arc<SessionCache<S>> = Arc::new(SessionCache::builder().capacity(4).build());
         let a = drops.session(b"k", 1);
@@ -28,7 +28,7 @@ fn two_adds_of_one_id() {
 }
 
 #[test]
-fn two_get_or_adds_of_one_id_agree() {
+fn t2_get_or_add_racers_agree() {
     model(|drops| {
         let cache: Arc<SessionCache<S>> = Arc::new(SessionCache::builder().capacity(4).build());
         let a = drops.session(b"k", 1);

@@ -47,7 +47,9 @@
 //!   take, eviction, expiry, `clear`, or when the cache is dropped — through deferred
 //!   reclamation (crossbeam-epoch), never while a reader that found it may still use it. Each
 //!   thread hands its deferred releases to the collector every 4 unlinks, so a removed
-//!   session is normally dropped within a few dozen operations; [`flush_deferred`] forces it.
+//!   session is dropped within 64 further operations of the thread that unlinked it (asserted
+//!   by `tests/release_delay.rs`); [`flush_deferred`] forces it, e.g. on a thread that only
+//!   reads.
 //! - **Callbacks** run after the operation took effect, never while the thread is pinned. A
 //!   panicking callback cannot corrupt the cache: the other callbacks of the operation still run,
 //!   then the panic continues in the caller.

@@ -16,7 +16,7 @@ fn unbounded() -> Arc<SessionCache<S>> {
 }
 
 #[test]
-fn remove_races_a_split() {
+fn t2_remove_races_a_table_split() {
     model(|drops| {
         let cache = unbounded();
         cache.add(drops.session(b"k1", 1));
@@ -36,7 +36,7 @@ fn remove_races_a_split() {
 }
 
 #[test]
-fn replace_races_a_split() {
+fn t2_replace_races_a_table_split() {
     model(|drops| {
         let cache = unbounded();
         cache.add(drops.session(b"k1", 1));

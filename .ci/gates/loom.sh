@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# GATE loom: the loom models of loom-tests/ (see loom-tests/README.md).
+#  1. every model (three-thread ones included) on the drop-at-end collector
+#     (--cfg session_cache_graveyard), LOOM_MAX_PREEMPTIONS=3;
+#  2. the two-thread models (t2_*) on crossbeam-epoch's real collector, LOOM_MAX_PREEMPTIONS=3;
+#  3. one build per mutant (--cfg session_cache_mutant="..."): its model must FAIL.
+# Both --cfg session_cache_loom and --cfg crossbeam_loom are always set: without the second the
+# table's atomics are plain std atomics and the models pass while checking nothing.
+# Each RUSTFLAGS set gets its own CARGO_TARGET_DIR so nothing is rebuilt twice.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+start=$(date +%s)
+base="--cfg session_cache_loom --cfg crossbeam_loom -C debug-assertions"
+pb=${LOOM_MAX_PREEMPTIONS:-3}
+mkdir -p target
+summary=()
+status=0
+
+# Mutant builds use the (faster to compile) debug profile: their models fail within a few
+# executions. The suites that must pass use --release.
+profile() { case $1 in mutant-*) echo "" ;; *) echo "--release" ;; esac; }
+build() { # name rustflags
+  CARGO_TARGET_DIR="target/loom-$1" RUSTFLAGS="$2" \
+    nice -n 15 cargo test $(profile "$1") --test loom --no-run >"target/loom-$1.build.log" 2>&1
+}
+one() { # name rustflags test -> runs one model in its own process (a failing model can abort
+        # the process on the real collector), output appended to target/loom-<name>.log
+  CARGO_TARGET_DIR="target/loom-$1" RUSTFLAGS="$2" LOOM_MAX_PREEMPTIONS=$pb \
+    nice -n 15 cargo test $(profile "$1") --test loom -q -- --exact "$3" --nocapture \
+    >>"target/loom-$1.log" 2>&1
+}
+suite() { # name rustflags prefix -> runs every model whose name starts with prefix
+  local name=$1 flags=$2 prefix=$3 t0 ok=0 failed=()
+  t0=$(date +%s)
+  : >"target/loom-$name.log"
+  if ! build "$name" "$flags"; then
+    tail -30 "target/loom-$name.build.log"
+    echo "GATE loom: FAILED ($name build) in $(( $(date +%s) - start ))s"
+    exit 1
+  fi
+  local tests
+  tests=$(CARGO_TARGET_DIR="target/loom-$name" RUSTFLAGS="$flags" cargo test --release --test loom -q -- --list 2>/dev/null \
+    | sed -n 's/: test$//p' | grep -E "::$prefix" || true)
+  [ -n "$tests" ] || { echo "GATE loom: FAILED ($name: no models found)"; exit 1; }
+  for t in $tests; do
+    if one "$name" "$flags" "$t"; then ok=$((ok + 1)); else failed+=("${t#models::}"); fi
+  done
+  grep -E 'executions$' "target/loom-$name.log" | sed "s/^/  [$name] /" || true
+  if [ ${#failed[@]} -gt 0 ]; then
+    grep -E 'panicked at loom-tests|assertion|Causality' -A2 "target/loom-$name.log" | head -40
+    summary+=("$name: FAILED ${failed[*]}; $ok ok ($(( $(date +%s) - t0 ))s)")
+    status=1
+  else
+    summary+=("$name: $ok models ok ($(( $(date +%s) - t0 ))s)")
+  fi
+}
+
+suite graveyard "$base --cfg session_cache_graveyard" "t"
+suite epoch "$base" "t2_"
+
+# mutant = the model that must catch it (loom-tests/README.md).
+mutants=(
+  "claim_store:t2_same_id_adds_of_different_objects"
+  "identical_rc:t2_identical_readd_vs_replace"
+  "relaxed_publish:t2_replace_vs_remove"
+  "eager_release:t2_get_vs_replace_reader_holds_old_arc"
+  "kill_store:t3_remove_vs_remove_vs_take"
+  "evict_by_key:t2_eviction_never_takes_a_fresh_replacement"
+  "no_freeze:t2_add_and_remove_racing_a_rebuild"
+  "copy_dead:t3_reader_on_frozen_block_vs_completed_remove"
+)
+caught=0
+if [ "${LOOM_MUTANTS:-1}" = 1 ]; then
+for entry in "${mutants[@]}"; do
+  m=${entry%%:*}
+  test=${entry#*:}
+  flags="$base --cfg session_cache_graveyard --cfg session_cache_mutant=\"$m\""
+  if [ "$m" = eager_release ]; then flags="$base --cfg session_cache_mutant=\"$m\""; fi
+  if ! build "mutant-$m" "$flags"; then
+    tail -30 "target/loom-mutant-$m.build.log"
+    echo "GATE loom: FAILED (mutant $m does not build) in $(( $(date +%s) - start ))s"
+    exit 1
+  fi
+  : >"target/loom-mutant-$m.log"
+  if one "mutant-$m" "$flags" "models::$test"; then
+    echo "  mutant $m: SURVIVED $test"
+    status=1
+  elif ! grep -qE 'panicked at loom-tests|Causality violation|panicked at .*loom' "target/loom-mutant-$m.log"; then
+    tail -30 "target/loom-mutant-$m.log"
+    echo "  mutant $m: $test did not fail in a model"
+    status=1
+  else
+    echo "  mutant $m: caught by $test ($(grep -m1 -oE 'panicked at [^ ]+|Causality violation' "target/loom-mutant-$m.log"))"
+    caught=$((caught + 1))
+  fi
+done
+fi
+summary+=("$caught/${#mutants[@]} mutants caught")
+if [ "$status" -ne 0 ]; then
+  echo "GATE loom: FAILED ($(IFS=';'; echo "${summary[*]}"); LOOM_MAX_PREEMPTIONS=$pb) in $(( $(date +%s) - start ))s"
+  exit 1
+fi
+echo "GATE loom: ok ($(IFS=';'; echo "${summary[*]}"); LOOM_MAX_PREEMPTIONS=$pb) in $(( $(date +%s) - start ))s"
