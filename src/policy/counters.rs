@@ -1,5 +1,10 @@
-//! Striped statistics: one cache-padded stripe per thread slot, summed on read, so that no
-//! single counter is written by every thread on the add or get path.
+//! Statistics and the live-entry count.
+//!
+//! Statistics are striped: one cache-padded stripe per thread slot, summed on read, so that no
+//! single counter is written by every thread on the get path. The number of live entries is one
+//! atomic: eviction must know exactly how far over capacity the cache is, or racing inserts each
+//! evict for the other's entry too (a capacity-1 cache could end empty), so it reserves each
+//! eviction on that count ([`Counters::reserve_eviction`]).
 
 use crossbeam_utils::CachePadded;
 
@@ -11,8 +16,6 @@ use crate::Stats;
 /// All `Relaxed`: each is an independent tally with no data published through it. Sums read
 /// while other threads write may be momentarily off by the operations in flight.
 pub(crate) struct Stripe {
-    /// Live entries added minus removed through this stripe (may be negative alone).
-    pub(crate) entries: AtomicIsize,
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
     pub(crate) timeouts: AtomicU64,
@@ -32,7 +35,6 @@ pub(crate) struct Stripe {
 impl Stripe {
     fn new(index: usize) -> Self {
         Stripe {
-            entries: AtomicIsize::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
@@ -54,14 +56,13 @@ impl Stripe {
         counter.fetch_add(1, Relaxed);
     }
 
-    #[inline]
-    pub(crate) fn add_entries(&self, delta: isize) {
-        self.entries.fetch_add(delta, Relaxed);
-    }
 }
 
 pub(crate) struct Counters {
     stripes: Box<[CachePadded<Stripe>]>,
+    /// Live entries, less the evictions reserved and not yet done. Briefly negative when a
+    /// removal's decrement overtakes the insert's increment.
+    live: CachePadded<AtomicIsize>,
 }
 
 impl Counters {
@@ -78,6 +79,7 @@ impl Counters {
             .next_power_of_two();
         Counters {
             stripes: (0..n).map(|i| CachePadded::new(Stripe::new(i))).collect(),
+            live: CachePadded::new(AtomicIsize::new(0)),
         }
     }
 
@@ -87,14 +89,39 @@ impl Counters {
         &self.stripes[thread_index() & (self.stripes.len() - 1)]
     }
 
-    /// Live entries: the sum of the stripes, never below zero.
+    /// Live entries, never below zero.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
-        let sum: isize = self
-            .stripes
-            .iter()
-            .map(|s| s.entries.load(Relaxed))
-            .fold(0isize, |a, b| a.wrapping_add(b));
-        sum.max(0) as usize
+        // Relaxed: a count; the entries themselves are published by the table's CASes.
+        self.live.load(Relaxed).max(0) as usize
+    }
+
+    /// Counts an entry in (`1`) or out (`-1`).
+    #[inline]
+    pub(crate) fn add_live(&self, delta: isize) {
+        // Relaxed: as in `len`; every update is an RMW, so none is lost.
+        self.live.fetch_add(delta, Relaxed);
+    }
+
+    /// Takes one entry off the count if the cache is over `capacity`: the caller must then evict
+    /// one entry (without counting it out again) or give the reservation back with
+    /// `add_live(1)`. False when the cache is within capacity (someone else made room).
+    pub(crate) fn reserve_eviction(&self, capacity: usize) -> bool {
+        // Relaxed: the CAS reads the latest count in its modification order, which is all the
+        // reservation needs.
+        let mut n = self.live.load(Relaxed);
+        loop {
+            if n <= capacity as isize {
+                return false;
+            }
+            match self
+                .live
+                .compare_exchange_weak(n, n - 1, Relaxed, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(current) => n = current,
+            }
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Stats {

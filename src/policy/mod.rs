@@ -237,7 +237,7 @@ impl<S: Session> Policy<S> {
             ) {
                 Insert::New(new) => {
                     Stripe::bump(&stripe.inserts);
-                    stripe.add_entries(1);
+                    self.counters.add_live(1);
                     let auto_clear = !self.mode().contains(CacheMode::NO_AUTO_CLEAR);
                     let capacity = self.capacity();
                     let len = self.counters.len();
@@ -314,18 +314,26 @@ impl<S: Session> Policy<S> {
                         }
                     });
             }
-            if self.counters.len() <= capacity {
+            let Some(victim) = victim else {
+                fruitless += window;
+                continue;
+            };
+            // Reserve the eviction on the live count first, so that racing inserts together
+            // evict exactly the excess (not one each for every insert they can see).
+            if !self.counters.reserve_eviction(capacity) {
                 break;
             }
-            match victim {
-                Some(v) if self.unlink(&v, RemovalCause::Evicted, guard, removed) => fruitless = 0,
-                // Lost a race: the victim was replaced or removed after we chose it. The table
-                // changed, and there may still be too many entries: look again. (Counting this
-                // as fruitless let a cache rest above its capacity: the fuzz regression
-                // concurrent/len-over-capacity-at-rest, loom t2_eviction_loses_race_to_replace.)
-                // Each lost race is another thread's completed write, so this stays lock-free.
-                Some(_) => {}
-                None => fruitless += window,
+            if let Some(session) = self.table.remove_found(&victim, guard) {
+                Stripe::bump(&stripe.cache_full);
+                removed.push((session, RemovalCause::Evicted));
+                fruitless = 0;
+            } else {
+                // Lost a race: the victim was replaced or removed after we chose it. Give the
+                // reservation back and look again: the table changed, and there may still be too
+                // many entries. (Giving up here let a cache rest above its capacity: the fuzz
+                // regression concurrent/len-over-capacity-at-rest.) Each lost race is another
+                // thread's completed write, so this stays lock-free.
+                self.counters.add_live(1);
             }
         }
     }
@@ -368,8 +376,9 @@ impl<S: Session> Policy<S> {
 
     fn count_removal(&self, cause: RemovalCause) {
         let stripe = self.counters.local();
-        stripe.add_entries(-1);
+        self.counters.add_live(-1);
         match cause {
+            // Not reached: `make_room` counts an eviction out when it reserves it.
             RemovalCause::Evicted => Stripe::bump(&stripe.cache_full),
             RemovalCause::Expired => Stripe::bump(&stripe.expired),
             RemovalCause::Removed => Stripe::bump(&stripe.removals),
