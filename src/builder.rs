@@ -1,0 +1,144 @@
+//! Configuring a cache.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, MonotonicClock};
+use crate::policy::{Policy, RemoveCallback, Settings};
+use crate::{CacheMode, RemovalCause, Session, SessionCache};
+
+/// OpenSSL's `SSL_SESSION_CACHE_MAX_SIZE_DEFAULT`.
+pub(crate) const DEFAULT_CAPACITY: usize = 20_480;
+/// The timeout OpenSSL's manual documents (its 3.0 code uses 7200 s; we choose the shorter).
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The default limit on id length: far above any TLS id or ticket name, small enough that
+/// stored keys cannot be used to make the cache hold large blobs.
+pub(crate) const DEFAULT_MAX_ID_LEN: usize = 4096;
+
+pub(crate) type MissHandler<S> = Box<dyn Fn(&[u8]) -> Option<Arc<S>> + Send + Sync>;
+
+/// Builds a [`SessionCache`] with settings other than the defaults.
+///
+/// ```
+/// use session_cache::{CacheMode, ManualClock, RemovalCause, Session, SessionCache};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// struct Sess(Vec<u8>);
+/// impl Session for Sess {
+///     fn id(&self) -> &[u8] { &self.0 }
+/// }
+///
+/// let cache = SessionCache::<Sess>::builder()
+///     .capacity(10_000)
+///     .timeout(Duration::from_secs(7200))
+///     .mode(CacheMode::SERVER | CacheMode::UPDATE_TIME)
+///     .clock(ManualClock::new())
+///     .on_remove(|session: &Arc<Sess>, cause| {
+///         if cause == RemovalCause::Evicted {
+///             eprintln!("evicted {:02x?}", session.id());
+///         }
+///     })
+///     .build();
+/// assert_eq!(cache.capacity(), 10_000);
+/// ```
+pub struct Builder<S: Session> {
+    capacity: usize,
+    timeout: Duration,
+    mode: CacheMode,
+    clock: Box<dyn Clock>,
+    max_id_len: usize,
+    on_remove: Option<RemoveCallback<S>>,
+    on_miss: Option<MissHandler<S>>,
+}
+
+impl<S: Session> core::fmt::Debug for Builder<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Builder")
+            .field("capacity", &self.capacity)
+            .field("timeout", &self.timeout)
+            .field("mode", &self.mode)
+            .field("max_id_len", &self.max_id_len)
+            .field("on_remove", &self.on_remove.is_some())
+            .field("on_miss", &self.on_miss.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Session> Default for Builder<S> {
+    fn default() -> Self {
+        Builder {
+            capacity: DEFAULT_CAPACITY,
+            timeout: DEFAULT_TIMEOUT,
+            mode: CacheMode::default(),
+            clock: Box::new(MonotonicClock),
+            max_id_len: DEFAULT_MAX_ID_LEN,
+            on_remove: None,
+            on_miss: None,
+        }
+    }
+}
+
+impl<S: Session> Builder<S> {
+    /// The most entries the cache holds (`SSL_CTX_sess_set_cache_size`); 0 means unbounded.
+    /// Default 20 480. The bucket array is sized for it; see [`SessionCache::set_capacity`].
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = n;
+        self
+    }
+
+    /// The lifetime of sessions that do not carry their own (`SSL_CTX_set_timeout`). Default
+    /// 300 s. `Duration::MAX` means "never expires".
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// The time source. Default: [`MonotonicClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Box::new(clock);
+        self
+    }
+
+    /// The mode bits (`SSL_CTX_set_session_cache_mode`). Default `SERVER`.
+    pub fn mode(mut self, mode: CacheMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The longest id accepted, in bytes (at least 1). Default 4096. Longer ids are refused by
+    /// `add` and are misses for lookups.
+    pub fn max_id_len(mut self, n: usize) -> Self {
+        self.max_id_len = n.max(1);
+        self
+    }
+
+    /// Called for every entry that leaves the cache, with the reason, after the operation that
+    /// removed it (OpenSSL's `remove_session_cb`, which we also call for replacements and
+    /// takes, and never for a `remove` that found nothing).
+    pub fn on_remove(mut self, f: impl Fn(&Arc<S>, RemovalCause) + Send + Sync + 'static) -> Self {
+        self.on_remove = Some(Box::new(f));
+        self
+    }
+
+    /// A second tier (OpenSSL's `get_session_cb`): called by `get` when the table has nothing
+    /// for an id (or always under `NO_INTERNAL_LOOKUP`). A session it returns counts in
+    /// `cb_hits`, is stored with `add` unless `NO_INTERNAL_STORE`, and is returned.
+    pub fn on_miss(mut self, f: impl Fn(&[u8]) -> Option<Arc<S>> + Send + Sync + 'static) -> Self {
+        self.on_miss = Some(Box::new(f));
+        self
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> SessionCache<S> {
+        let settings = Settings {
+            capacity: self.capacity,
+            timeout: self.timeout,
+            mode: self.mode,
+        };
+        SessionCache {
+            policy: Policy::new(settings, self.clock, self.on_remove, self.max_id_len),
+            on_miss: self.on_miss,
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The OpenSSL-shaped API: `SSL_CTX_add_session`, `SSL_CTX_remove_session`, the resumption
+//! lookup with its second tier, flush, settings and statistics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::builder::{Builder, MissHandler};
+use crate::policy::{Lookup, Policy};
+use crate::{AddError, Added, CacheMode, Session, Stats};
+
+/// A lock-free concurrent cache of sessions keyed by their id, with OpenSSL's session-cache
+/// contract.
+///
+/// Every method takes `&self` and may be called from any number of threads; none of them
+/// blocks or waits for another thread. See the crate documentation for the guarantees.
+///
+/// ```
+/// use session_cache::{Session, SessionCache};
+/// use std::sync::Arc;
+///
+/// struct Sess { id: Vec<u8>, master_secret: [u8; 48] }
+/// impl Session for Sess {
+///     fn id(&self) -> &[u8] { &self.id }
+/// }
+///
+/// let cache = SessionCache::new();
+/// let s = Arc::new(Sess { id: b"session-1".to_vec(), master_secret: [7; 48] });
+/// assert!(cache.add(s.clone()));              // inserted
+/// assert!(!cache.add(s.clone()));             // the very same object: no-op
+/// let hit = cache.get(b"session-1").unwrap(); // resume
+/// assert!(Arc::ptr_eq(&hit, &s));
+/// assert!(cache.take(b"session-1").is_some()); // single use (TLS 1.3 tickets)
+/// assert!(cache.get(b"session-1").is_none());
+/// ```
+pub struct SessionCache<S: Session> {
+    pub(crate) policy: Policy<S>,
+    pub(crate) on_miss: Option<MissHandler<S>>,
+}
+
+impl<S: Session> Default for SessionCache<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Session> core::fmt::Debug for SessionCache<S> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Never the sessions themselves: they hold secrets.
+        f.debug_struct("SessionCache")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("timeout", &self.timeout())
+            .field("mode", &self.mode())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Session> SessionCache<S> {
+    /// A cache with OpenSSL's defaults: capacity 20 480, timeout 300 s, mode `SERVER`.
+    pub fn new() -> Self {
+        Builder::default().build()
+    }
+
+    /// A builder for other settings, a clock, and callbacks.
+    pub fn builder() -> Builder<S> {
+        Builder::default()
+    }
+
+    /// Caches `session` under its id (`SSL_CTX_add_session`).
+    ///
+    /// Returns `true` if it was inserted or replaced another object with the same id, and
+    /// `false` if that very object (`Arc::ptr_eq`) was already cached (then the reference passed
+    /// in is dropped and nothing else changes, except the entry's place among equal expiries
+    /// and, under [`CacheMode::UPDATE_TIME`], its expiry) or if the id is empty or too long.
+    /// Inserting into a full cache evicts the entry that expires soonest.
+    pub fn add(&self, session: Arc<S>) -> bool {
+        self.try_add(session).is_ok_and(Added::changed)
+    }
+
+    /// Like [`add`](Self::add), saying what happened, or why the session was refused.
+    pub fn try_add(&self, session: Arc<S>) -> Result<Added, AddError> {
+        let refresh = self.mode().contains(CacheMode::UPDATE_TIME);
+        self.policy.insert(session, refresh)
+    }
+
+    /// Removes whatever is cached under `session.id()` (`SSL_CTX_remove_session`); `true` if
+    /// something was. Removal is by id: the cached object need not be `session`. `session` is
+    /// marked not resumable either way (unless its id is empty, as OpenSSL). Of any number of
+    /// racing `remove`s and [`take`](Self::take)s of one entry, exactly one wins.
+    pub fn remove(&self, session: &S) -> bool {
+        let id = session.id();
+        if id.is_empty() {
+            return false;
+        }
+        session.set_not_resumable();
+        self.policy.remove(id)
+    }
+
+    /// Removes whatever is cached under `id`; `true` if something was. Marks nothing.
+    pub fn remove_id(&self, id: &[u8]) -> bool {
+        self.policy.remove(id)
+    }
+
+    /// Removes and returns the session cached under `id`: a single-use lookup (rustls's
+    /// `take`, TLS 1.3 anti-replay). Counts a hit, a miss or a timeout like `get`, but never
+    /// consults `on_miss` and ignores the mode.
+    pub fn take(&self, id: &[u8]) -> Option<Arc<S>> {
+        match self.policy.take(id) {
+            Lookup::Hit(session) => Some(session),
+            Lookup::Expired | Lookup::Miss => None,
+        }
+    }
+
+    /// Looks up `id` for resumption.
+    ///
+    /// Unless the mode has `NO_INTERNAL_LOOKUP`: a live entry is a hit; an expired one is
+    /// removed, counted as a timeout, and `None` is returned (as OpenSSL, the second tier is not
+    /// asked then); nothing cached counts a miss. On a miss (or always under
+    /// `NO_INTERNAL_LOOKUP`) the `on_miss` handler, if any, is asked; see
+    /// [`Builder::on_miss`].
+    pub fn get(&self, id: &[u8]) -> Option<Arc<S>> {
+        let mode = self.mode();
+        if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
+            match self.policy.get(id) {
+                Lookup::Hit(session) => return Some(session),
+                Lookup::Expired => return None,
+                Lookup::Miss => {}
+            }
+        }
+        self.ask_second_tier(id, mode)
+    }
+
+    /// Looks up `id` like [`get`](Self::get) but reads the session in place with `f`, without
+    /// touching its reference count. `f` runs while the calling thread is pinned: keep it
+    /// short and never block in it. The second tier is not consulted.
+    pub fn get_with<R>(&self, id: &[u8], f: impl FnOnce(&S) -> R) -> Option<R> {
+        if self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
+            return None;
+        }
+        match self.policy.get_with(id, f) {
+            Lookup::Hit(r) => Some(r),
+            Lookup::Expired | Lookup::Miss => None,
+        }
+    }
+
+    fn ask_second_tier(&self, id: &[u8], mode: CacheMode) -> Option<Arc<S>> {
+        let on_miss = self.on_miss.as_ref()?;
+        let session = on_miss(id)?;
+        self.policy.count_cb_hit();
+        if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
+            // As OpenSSL: the result of storing is not the lookup's business.
+            let _ = self
+                .policy
+                .insert(Arc::clone(&session), mode.contains(CacheMode::UPDATE_TIME));
+        }
+        Some(session)
+    }
+
+    /// Whether a live session is cached under `id`. Counts nothing and removes nothing.
+    pub fn contains(&self, id: &[u8]) -> bool {
+        self.policy.contains(id)
+    }
+
+    /// The number of cached entries (`SSL_CTX_sess_number`), expired ones not yet removed
+    /// included. Exact when no other thread is changing the cache.
+    pub fn len(&self) -> usize {
+        self.policy.len()
+    }
+
+    /// Whether [`len`](Self::len) is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most entries the cache holds; 0 means unbounded.
+    pub fn capacity(&self) -> usize {
+        self.policy.settings().capacity
+    }
+
+    /// Sets the capacity (`SSL_CTX_sess_set_cache_size`) and returns the previous one. A
+    /// smaller capacity takes effect at the next insert of a new id, which evicts down to it.
+    /// The bucket array keeps the size chosen at build time: raising the capacity far above it
+    /// works but lengthens scans.
+    pub fn set_capacity(&self, n: usize) -> usize {
+        self.policy.update(|s| s.capacity = n).capacity
+    }
+
+    /// The lifetime given to sessions without their own.
+    pub fn timeout(&self) -> Duration {
+        self.policy.settings().timeout
+    }
+
+    /// Sets the timeout for sessions added from now on (`SSL_CTX_set_timeout`); returns the
+    /// previous one.
+    pub fn set_timeout(&self, t: Duration) -> Duration {
+        self.policy.update(|s| s.timeout = t).timeout
+    }
+
+    /// The mode bits.
+    pub fn mode(&self) -> CacheMode {
+        self.policy.settings().mode
+    }
+
+    /// Sets the mode bits (`SSL_CTX_set_session_cache_mode`); returns the previous ones.
+    pub fn set_mode(&self, mode: CacheMode) -> CacheMode {
+        self.policy.update(|s| s.mode = mode).mode
+    }
+
+    /// The longest id accepted.
+    pub fn max_id_len(&self) -> usize {
+        self.policy.max_id_len()
+    }
+
+    /// Removes every expired entry (`SSL_CTX_flush_sessions(ctx, now)`): each is marked not
+    /// resumable and reported as `Expired`. Returns how many were removed.
+    pub fn flush_expired(&self) -> usize {
+        self.policy.flush_expired()
+    }
+
+    /// Removes every entry (`SSL_CTX_flush_sessions(ctx, 0)`): each is marked not resumable and
+    /// reported as `Cleared`.
+    pub fn clear(&self) {
+        self.policy.clear()
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> Stats {
+        self.policy.stats()
+    }
+}

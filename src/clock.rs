@@ -1,0 +1,109 @@
+//! Time sources: the cache asks a [`Clock`] for "now" once per operation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::loom::sync::atomic::{AtomicU64, Ordering};
+
+/// A source of monotonic time, measured from any fixed origin.
+///
+/// The cache reads it once per operation that needs the time. It must be cheap and safe to
+/// call from many threads. A clock that goes backwards is tolerated: the cache treats it as
+/// standing still until it passes the latest time it reported.
+pub trait Clock: Send + Sync + 'static {
+    /// The time elapsed since this clock's origin.
+    fn now(&self) -> Duration;
+}
+
+/// The default clock: the system's monotonic clock.
+///
+/// On Linux it reads `CLOCK_MONOTONIC_COARSE`, which costs a few nanoseconds (a vDSO read of a
+/// value the kernel updates every tick, 1 to 4 ms): session timeouts are seconds or more, so a
+/// tick of slack does not matter, while a precise clock read would cost more than the lookup it
+/// guards. Elsewhere it uses [`std::time::Instant`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MonotonicClock;
+
+impl Clock for MonotonicClock {
+    #[cfg(target_os = "linux")]
+    #[inline]
+    fn now(&self) -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE exists on every
+        // Linux since 2.6.32 and cannot fail with a valid pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn now(&self) -> Duration {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        ORIGIN.get_or_init(std::time::Instant::now).elapsed()
+    }
+}
+
+/// A clock that moves only when told to: for tests, simulations and fuzzing.
+///
+/// Clones share the same time, so a test keeps one handle and gives a clone to the cache.
+///
+/// ```
+/// use session_cache::{Clock, ManualClock};
+/// use std::time::Duration;
+///
+/// let clock = ManualClock::new();
+/// let cache_side = clock.clone();
+/// clock.advance(Duration::from_secs(5));
+/// assert_eq!(cache_side.now(), Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    nanos: Arc<AtomicU64>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ManualClock {
+    /// A clock at time zero.
+    pub fn new() -> Self {
+        ManualClock {
+            nanos: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Moves the clock forward by `by` (saturating).
+    pub fn advance(&self, by: Duration) {
+        let by = duration_to_nanos(by);
+        // Relaxed: the clock publishes nothing but its own value.
+        let _ = self
+            .nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_add(by))
+            });
+    }
+
+    /// Sets the clock to `to`, which may be earlier than now (a clock that jumps back).
+    pub fn set(&self, to: Duration) {
+        // Relaxed: as in `advance`.
+        self.nanos.store(duration_to_nanos(to), Ordering::Relaxed);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        // Relaxed: as in `advance`.
+        Duration::from_nanos(self.nanos.load(Ordering::Relaxed))
+    }
+}
+
+/// Nanoseconds, saturating at `u64::MAX` (about 584 years: "never").
+#[inline]
+pub(crate) fn duration_to_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

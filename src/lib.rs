@@ -1,0 +1,88 @@
+//! A lock-free concurrent cache of TLS sessions, or of any `Arc`'d value keyed by bytes, that
+//! keeps OpenSSL's session-cache contract.
+//!
+//! Servers that resume TLS sessions look them up on every handshake. OpenSSL's internal cache
+//! and rustls's default store both take one lock per lookup, which convoys on many cores.
+//! `session-cache` keeps the same contract — [`add`](SessionCache::add) /
+//! [`remove`](SessionCache::remove) as `SSL_CTX_add_session` / `SSL_CTX_remove_session`, lookup
+//! for resumption with a second tier, a size limit, timeouts, flush, statistics and callbacks —
+//! with no lock on any path.
+//!
+//! ```
+//! use session_cache::{Session, SessionCache};
+//! use std::sync::Arc;
+//!
+//! struct TlsSession { id: [u8; 32], master_secret: [u8; 48] }
+//! impl Session for TlsSession {
+//!     fn id(&self) -> &[u8] { &self.id }
+//! }
+//!
+//! let cache = Arc::new(SessionCache::new());
+//! let session = Arc::new(TlsSession { id: [1; 32], master_secret: [0; 48] });
+//! cache.add(session);
+//!
+//! let server = Arc::clone(&cache);
+//! std::thread::spawn(move || {
+//!     // another handshake, another thread: no lock taken
+//!     let resumed = server.get(&[1; 32]).expect("cached");
+//!     assert_eq!(resumed.master_secret, [0; 48]);
+//! })
+//! .join()
+//! .unwrap();
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **Consistency.** Every operation is linearizable: it takes effect at one atomic step
+//!   between its call and its return. An id is never cached twice; of racing `remove`s and
+//!   `take`s of one entry exactly one wins.
+//! - **Progress.** Lock-free: no operation waits for another thread's unfinished step, so a
+//!   preempted thread delays no one. Work per operation is bounded (one bucket scan; an
+//!   occasional rebuild of that one bucket), and memory stays bounded under endless churn of
+//!   fresh ids.
+//! - **Capacity.** A single thread never sees more than `capacity` entries after an `add`
+//!   returns. Under concurrency the overshoot is at most the number of threads adding at that
+//!   moment.
+//! - **Reclamation.** Every `Arc` the cache took is released exactly once — on replace, remove,
+//!   take, eviction, expiry, `clear`, or when the cache is dropped — through deferred
+//!   reclamation (crossbeam-epoch), never while a reader that found it may still use it. Each
+//!   thread hands its deferred releases to the collector every 16 unlinks, so a removed
+//!   session is normally dropped within a few dozen operations; [`flush_deferred`] forces it.
+//! - **Callbacks** run after the operation took effect, never while the thread is pinned. A
+//!   panicking callback cannot corrupt the cache: the other callbacks of the operation still run,
+//!   then the panic continues in the caller.
+//!
+//! # Where it differs from OpenSSL 3.0
+//!
+//! - Capacity N holds N entries; OpenSSL 3.0 holds N-1 (it counts the new session before
+//!   evicting).
+//! - Empty ids are refused; OpenSSL accepts them and can then never evict past one
+//!   (CVE-2024-2511).
+//! - Default timeout 300 s, as OpenSSL's manual says; its 3.0 code uses 7200 s.
+//! - In tables beyond 64 capacity the eviction victim is the soonest-expiring of a sample of
+//!   about ten entries, not of all entries.
+//! - `on_remove` also reports replacements and takes (with their cause), and is not called for
+//!   a `remove` that found nothing.
+//! - `remove` marks its argument not resumable, as OpenSSL; the cached object it removes, if it
+//!   is another one, is not marked.
+
+#![warn(missing_docs)]
+
+mod builder;
+mod cache;
+mod clock;
+mod loom;
+mod mode;
+mod policy;
+mod raw;
+mod reclaim;
+mod session;
+mod stats;
+
+pub use builder::Builder;
+pub use cache::SessionCache;
+pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use mode::CacheMode;
+pub use reclaim::flush_deferred;
+pub use session::Session;
+pub use stats::{AddError, Added, RemovalCause, Stats};

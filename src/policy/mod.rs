@@ -1,0 +1,469 @@
+//! The cache policy on top of the raw table: capacity and eviction, expiry and sweeping,
+//! statistics, run-time settings and the removal callback.
+//!
+//! It knows nothing of TLS or of OpenSSL's modes beyond the bits that change its own behaviour.
+//!
+//! - **Time.** Expiry instants are nanoseconds of the [`Clock`], stored in each entry as its
+//!   rank (`added + timeout`, saturating). An entry is expired iff `now > rank`. "Now" never
+//!   goes back: a clock that does is treated as standing still until it passes its maximum.
+//! - **Capacity.** After an insert of a new id pushes the live count over the capacity, the
+//!   inserting thread evicts: it looks at a window of buckets from its stripe's hand and removes
+//!   the entry that expires soonest (ties: the earlier added), never the entry it just added. In
+//!   tables of at most [`EXACT_BUCKETS`] buckets (capacity up to 64) the window is the whole
+//!   table, so the choice is exact; beyond that it is a sample of [`SAMPLE_BUCKETS`] buckets
+//!   (about 10 entries), an approximation of OpenSSL's sorted list at O(1) cost. Expired entries
+//!   met on the way are removed first (unless `NO_AUTO_CLEAR`).
+//! - **Sweeping.** Every [`SWEEP_EVERY`]th insert that does not evict also removes the expired
+//!   entries of one bucket at the hand, so expired sessions do not linger in a cache that is not
+//!   full (amortised O(1)); `flush_expired` removes them all.
+//! - **Callbacks** run after the operation has taken effect and its guard is dropped.
+
+mod counters;
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use self::counters::{Counters, Stripe};
+use crate::clock::{duration_to_nanos, Clock};
+use crate::loom::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::raw::{EntryId, Found, Insert, Order, RawTable};
+use crate::reclaim::Guard;
+use crate::{AddError, Added, CacheMode, RemovalCause, Session, Stats};
+
+/// Tables with at most this many buckets are scanned whole to choose an eviction victim.
+const EXACT_BUCKETS: usize = 16;
+/// Buckets sampled per eviction in larger tables.
+const SAMPLE_BUCKETS: usize = 4;
+/// One insert in this many sweeps a bucket for expired entries.
+const SWEEP_EVERY: u64 = 4;
+/// Buckets of an unbounded cache (capacity 0). The bucket array does not grow; blocks do.
+#[cfg(not(session_cache_loom))]
+const UNBOUNDED_BUCKETS: usize = 4096;
+#[cfg(session_cache_loom)]
+const UNBOUNDED_BUCKETS: usize = 2;
+/// Expected live entries per bucket at capacity: half a fresh block, leaving room for churn.
+const ENTRIES_PER_BUCKET: usize = 4;
+
+/// Settings that may change at run time, swapped as one snapshot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) capacity: usize,
+    pub(crate) timeout: Duration,
+    pub(crate) mode: CacheMode,
+}
+
+/// The removal callback.
+pub(crate) type RemoveCallback<S> = Box<dyn Fn(&Arc<S>, RemovalCause) + Send + Sync>;
+
+/// Entries that left the cache during one operation, delivered after it.
+type Removed<S> = Vec<(Arc<S>, RemovalCause)>;
+
+/// The result of a lookup.
+pub(crate) enum Lookup<R> {
+    /// A live entry, read with the caller's function.
+    Hit(R),
+    /// The entry had expired and was removed.
+    Expired,
+    /// Nothing cached under the id.
+    Miss,
+}
+
+pub(crate) struct Policy<S: Session> {
+    table: RawTable<S>,
+    counters: Counters,
+    settings: ArcSwap<Settings>,
+    clock: Box<dyn Clock>,
+    /// The latest time the clock reported, in nanoseconds.
+    latest: AtomicU64,
+    on_remove: Option<RemoveCallback<S>>,
+    max_id_len: usize,
+}
+
+impl<S: Session> Policy<S> {
+    pub(crate) fn new(
+        settings: Settings,
+        clock: Box<dyn Clock>,
+        on_remove: Option<RemoveCallback<S>>,
+        max_id_len: usize,
+    ) -> Self {
+        let buckets = match settings.capacity {
+            0 => UNBOUNDED_BUCKETS,
+            n => n.div_ceil(ENTRIES_PER_BUCKET),
+        };
+        Policy {
+            table: RawTable::new(buckets),
+            counters: Counters::new(),
+            settings: ArcSwap::from_pointee(settings),
+            clock,
+            latest: AtomicU64::new(0),
+            on_remove,
+            max_id_len,
+        }
+    }
+
+    /// Now, in clock nanoseconds, never earlier than a time already seen.
+    #[inline]
+    fn now(&self) -> u64 {
+        let t = duration_to_nanos(self.clock.now());
+        // Relaxed: a high-water mark of a clock; nothing is published through it.
+        let latest = self.latest.load(Relaxed);
+        if t > latest {
+            self.latest.fetch_max(t, Relaxed);
+            t
+        } else {
+            latest
+        }
+    }
+
+    fn check_id(&self, id: &[u8]) -> Result<(), AddError> {
+        if id.is_empty() {
+            Err(AddError::EmptyId)
+        } else if id.len() > self.max_id_len {
+            Err(AddError::IdTooLong {
+                len: id.len(),
+                max: self.max_id_len,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    // ----- settings -------------------------------------------------------------------------
+
+    pub(crate) fn settings(&self) -> Settings {
+        **self.settings.load()
+    }
+
+    /// Applies `change` to the settings; returns the previous ones.
+    pub(crate) fn update(&self, change: impl Fn(&mut Settings)) -> Settings {
+        let previous = self.settings.rcu(|current| {
+            let mut next = **current;
+            change(&mut next);
+            next
+        });
+        *previous
+    }
+
+    pub(crate) fn max_id_len(&self) -> usize {
+        self.max_id_len
+    }
+
+    // ----- operations -----------------------------------------------------------------------
+
+    /// `SSL_CTX_add_session`. `refresh` restarts an identical session's lifetime.
+    pub(crate) fn insert(&self, session: Arc<S>, refresh: bool) -> Result<Added, AddError> {
+        self.check_id(session.id())?;
+        let settings = self.settings();
+        let now = self.now();
+        let lifetime = session.timeout().unwrap_or(settings.timeout);
+        let rank = now.saturating_add(duration_to_nanos(lifetime));
+        let stripe = self.counters.local();
+        // Relaxed: a per-stripe sequence number; uniqueness and order within the stripe.
+        let seq = stripe.seq.fetch_add(1, Relaxed);
+        let mut removed = Removed::new();
+        let added = {
+            let guard = self.table.pin();
+            let hash = self.table.hash(session.id());
+            match self.table.insert(
+                session,
+                |s| s.id(),
+                hash,
+                Order { rank, seq },
+                refresh,
+                &guard,
+            ) {
+                Insert::New(new) => {
+                    Stripe::bump(&stripe.inserts);
+                    stripe.add_entries(1);
+                    let auto_clear = !settings.mode.contains(CacheMode::NO_AUTO_CLEAR);
+                    if settings.capacity != 0 && self.counters.len() > settings.capacity {
+                        self.make_room(
+                            settings.capacity,
+                            new,
+                            now,
+                            auto_clear,
+                            &guard,
+                            &mut removed,
+                        );
+                    } else if auto_clear && seq % SWEEP_EVERY == 0 {
+                        self.sweep(now, &guard, &mut removed);
+                    }
+                    Added::Inserted
+                }
+                Insert::Replaced(old) => {
+                    Stripe::bump(&stripe.replacements);
+                    removed.push((old, RemovalCause::Replaced));
+                    Added::Replaced
+                }
+                Insert::Identical => Added::AlreadyCached,
+            }
+        };
+        self.deliver(removed);
+        Ok(added)
+    }
+
+    /// Evicts until the cache is within `capacity`, sparing the entry `new` just added.
+    fn make_room<'g>(
+        &self,
+        capacity: usize,
+        new: EntryId,
+        now: u64,
+        auto_clear: bool,
+        guard: &'g Guard,
+        removed: &mut Removed<S>,
+    ) {
+        let stripe = self.counters.local();
+        let buckets = self.table.bucket_count();
+        // Buckets looked at since the last eviction: once round the table without finding a
+        // victim means only the new entry is left (or other threads evicted it all).
+        let mut fruitless = 0;
+        while self.counters.len() > capacity && fruitless < buckets {
+            let (start, window) = if buckets <= EXACT_BUCKETS {
+                (0, buckets)
+            } else {
+                // Relaxed: the hand only spreads the samples; races merely repeat a window.
+                let hand = stripe.hand.load(Relaxed);
+                stripe
+                    .hand
+                    .store(hand.wrapping_add(SAMPLE_BUCKETS), Relaxed);
+                (hand, SAMPLE_BUCKETS)
+            };
+            let mut victim: Option<Found<'g, S>> = None;
+            for b in 0..window {
+                self.table
+                    .for_each_in_bucket(start.wrapping_add(b), guard, |found| {
+                        if found.id() == new {
+                            return;
+                        }
+                        if auto_clear && now > found.rank() {
+                            self.unlink(&found, RemovalCause::Expired, guard, removed);
+                            return;
+                        }
+                        let sooner = victim
+                            .as_ref()
+                            .map_or(true, |v| (found.rank(), found.seq()) < (v.rank(), v.seq()));
+                        if sooner {
+                            victim = Some(found);
+                        }
+                    });
+            }
+            if self.counters.len() <= capacity {
+                break;
+            }
+            match victim {
+                Some(v) if self.unlink(&v, RemovalCause::Evicted, guard, removed) => fruitless = 0,
+                _ => fruitless += window,
+            }
+        }
+    }
+
+    /// Removes the expired entries of the next bucket at the hand.
+    fn sweep(&self, now: u64, guard: &Guard, removed: &mut Removed<S>) {
+        let stripe = self.counters.local();
+        // Relaxed: see `make_room`.
+        let hand = stripe.hand.fetch_add(1, Relaxed);
+        self.table.for_each_in_bucket(hand, guard, |found| {
+            if now > found.rank() {
+                self.unlink(&found, RemovalCause::Expired, guard, removed);
+            }
+        });
+    }
+
+    /// Removes exactly `found` (if still there) for `cause`, and counts it.
+    fn unlink(
+        &self,
+        found: &Found<'_, S>,
+        cause: RemovalCause,
+        guard: &Guard,
+        removed: &mut Removed<S>,
+    ) -> bool {
+        let Some(session) = self.table.remove_found(found, guard) else {
+            return false;
+        };
+        self.count_removal(cause);
+        removed.push((session, cause));
+        true
+    }
+
+    fn count_removal(&self, cause: RemovalCause) {
+        let stripe = self.counters.local();
+        stripe.add_entries(-1);
+        match cause {
+            RemovalCause::Evicted => Stripe::bump(&stripe.cache_full),
+            RemovalCause::Expired => Stripe::bump(&stripe.expired),
+            RemovalCause::Removed => Stripe::bump(&stripe.removals),
+            RemovalCause::Replaced | RemovalCause::Cleared => {}
+        }
+    }
+
+    /// Looks `id` up and returns a new reference to a live session.
+    pub(crate) fn get(&self, id: &[u8]) -> Lookup<Arc<S>> {
+        self.lookup(id, |found| found.to_arc())
+    }
+
+    /// Looks `id` up and reads a live session in place with `read` (under the guard, so
+    /// `read` must be short).
+    pub(crate) fn get_with<R>(&self, id: &[u8], read: impl FnOnce(&S) -> R) -> Lookup<R> {
+        self.lookup(id, |found| read(found.value()))
+    }
+
+    /// Looks `id` up; a live entry is read with `read`, an expired one removed.
+    fn lookup<R>(&self, id: &[u8], read: impl FnOnce(&Found<'_, S>) -> R) -> Lookup<R> {
+        let stripe = self.counters.local();
+        if self.check_id(id).is_err() {
+            Stripe::bump(&stripe.misses);
+            return Lookup::Miss;
+        }
+        let now = self.now();
+        let guard = self.table.pin();
+        let hash = self.table.hash(id);
+        match self.table.find(id, hash, &guard) {
+            None => {
+                Stripe::bump(&stripe.misses);
+                Lookup::Miss
+            }
+            Some(found) if now <= found.rank() => {
+                Stripe::bump(&stripe.hits);
+                Lookup::Hit(read(&found))
+            }
+            Some(found) => {
+                let mut removed = Removed::new();
+                self.unlink(&found, RemovalCause::Expired, &guard, &mut removed);
+                drop(guard);
+                Stripe::bump(&stripe.timeouts);
+                self.deliver(removed);
+                Lookup::Expired
+            }
+        }
+    }
+
+    /// Removes and returns the live entry for `id` (single use).
+    pub(crate) fn take(&self, id: &[u8]) -> Lookup<Arc<S>> {
+        let stripe = self.counters.local();
+        if self.check_id(id).is_err() {
+            Stripe::bump(&stripe.misses);
+            return Lookup::Miss;
+        }
+        let now = self.now();
+        let guard = self.table.pin();
+        let hash = self.table.hash(id);
+        let mut removed = Removed::new();
+        let result = loop {
+            let Some(found) = self.table.find(id, hash, &guard) else {
+                Stripe::bump(&stripe.misses);
+                break Lookup::Miss;
+            };
+            if now > found.rank() {
+                self.unlink(&found, RemovalCause::Expired, &guard, &mut removed);
+                Stripe::bump(&stripe.timeouts);
+                break Lookup::Expired;
+            }
+            if let Some(session) = self.table.remove_found(&found, &guard) {
+                self.count_removal(RemovalCause::Removed);
+                Stripe::bump(&stripe.hits);
+                removed.push((Arc::clone(&session), RemovalCause::Removed));
+                break Lookup::Hit(session);
+            }
+            // Another thread removed or replaced it between our find and our CAS: look again.
+        };
+        drop(guard);
+        self.deliver(removed);
+        result
+    }
+
+    /// Removes the entry for `id`, live or expired; true if there was one.
+    pub(crate) fn remove(&self, id: &[u8]) -> bool {
+        if self.check_id(id).is_err() {
+            return false;
+        }
+        let guard = self.table.pin();
+        let hash = self.table.hash(id);
+        let Some(session) = self.table.remove(id, hash, &guard) else {
+            return false;
+        };
+        drop(guard);
+        self.count_removal(RemovalCause::Removed);
+        self.deliver(vec![(session, RemovalCause::Removed)]);
+        true
+    }
+
+    /// Whether a live entry is cached under `id` (no statistics, no side effects).
+    pub(crate) fn contains(&self, id: &[u8]) -> bool {
+        if self.check_id(id).is_err() {
+            return false;
+        }
+        let now = self.now();
+        let guard = self.table.pin();
+        let hash = self.table.hash(id);
+        self.table
+            .find(id, hash, &guard)
+            .is_some_and(|found| now <= found.rank())
+    }
+
+    /// Removes every entry for which `doomed(rank, now)` holds, for `cause`; returns how many.
+    fn remove_all(&self, cause: RemovalCause, doomed: impl Fn(u64, u64) -> bool) -> usize {
+        let now = self.now();
+        let mut removed = Removed::new();
+        // Re-pin every few buckets so that a long scan does not hold back reclamation.
+        for chunk in (0..self.table.bucket_count()).step_by(64) {
+            let guard = self.table.pin();
+            for b in chunk..(chunk + 64).min(self.table.bucket_count()) {
+                self.table.for_each_in_bucket(b, &guard, |found| {
+                    if doomed(found.rank(), now) {
+                        self.unlink(&found, cause, &guard, &mut removed);
+                    }
+                });
+            }
+        }
+        let n = removed.len();
+        self.deliver(removed);
+        n
+    }
+
+    /// `SSL_CTX_flush_sessions(ctx, now)`.
+    pub(crate) fn flush_expired(&self) -> usize {
+        self.remove_all(RemovalCause::Expired, |rank, now| now > rank)
+    }
+
+    /// `SSL_CTX_flush_sessions(ctx, 0)`.
+    pub(crate) fn clear(&self) {
+        self.remove_all(RemovalCause::Cleared, |_, _| true);
+    }
+
+    pub(crate) fn count_cb_hit(&self) {
+        Stripe::bump(&self.counters.local().cb_hits);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.counters.len()
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        self.counters.snapshot()
+    }
+
+    /// Marks and reports the sessions that left the cache. Runs user code: never under a guard.
+    /// A panic is held until every session was handled, then resumed.
+    fn deliver(&self, removed: Removed<S>) {
+        let mut first_panic = None;
+        for (session, cause) in removed {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+                if cause.marks_not_resumable() {
+                    session.set_not_resumable();
+                }
+                if let Some(on_remove) = &self.on_remove {
+                    on_remove(&session, cause);
+                }
+            }));
+            if let Err(payload) = outcome {
+                first_panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
+        }
+    }
+}
