@@ -6,6 +6,9 @@
 //! one key over and over (everything in L1); `spread` benches walk all cached keys in a random
 //! order (what a server sees).
 
+// criterion_group! generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
