@@ -9,6 +9,9 @@
 //! - `memory --subject NAME`: bytes per cached entry at full capacity, with a counting global
 //!   allocator (Rust heap) and glibc's `mallinfo2` (everything, including OpenSSL's C heap).
 //!   Run each subject in its own process.
+//! - `profile --subject NAME --op get|miss|add|remove|churn [--n N]`: N single-thread ops on a
+//!   full cache inside `profile_loop`, for `valgrind --tool=callgrind
+//!   --collect-atstart=no --toggle-collect='*profile_loop*'` (scripts/callgrind.sh).
 //! - `latency [--secs S] [--threads T] [--subjects a,b] [--out FILE]`: p50/p99/p99.9/max of
 //!   `add` (fresh id, evicting) and `get` (recent id) on a full cache, via hdrhistogram.
 
@@ -236,6 +239,8 @@ struct Opts {
     subjects: Vec<String>,
     subject: Option<String>,
     out: Option<String>,
+    op: String,
+    n: usize,
 }
 
 fn opts() -> Opts {
@@ -248,6 +253,8 @@ fn opts() -> Opts {
         subjects: NAMES.iter().map(|s| s.to_string()).collect(),
         subject: None,
         out: None,
+        op: "get".to_string(),
+        n: 100_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -261,6 +268,8 @@ fn opts() -> Opts {
             "--subjects" => o.subjects = val().split(',').map(str::to_string).collect(),
             "--subject" => o.subject = Some(val()),
             "--out" => o.out = Some(val()),
+            "--op" => o.op = val(),
+            "--n" => o.n = val().parse().expect("--n N"),
             m if !m.starts_with('-') && o.mode.is_empty() => o.mode = m.to_string(),
             other => panic!("unknown argument {other:?}"),
         }
@@ -282,6 +291,7 @@ fn main() {
         "throughput" => throughput(&o),
         "memory" => memory(&o),
         "latency" => latency(&o),
+        "profile" => profile(&o),
         "" => eprintln!("compare: give a mode: check | throughput | memory | latency (see benches/compare.rs)"),
         m => panic!("unknown mode {m:?}"),
     }
@@ -439,4 +449,33 @@ fn latency(o: &Opts) {
         drop(s);
         session_cache::flush_deferred();
     }
+}
+
+/// The measured region of `profile` mode (callgrind toggles collection on this symbol).
+#[inline(never)]
+fn profile_loop(s: &dyn Subject, op: &str, ids: &[Id], fresh: &[Id]) -> u64 {
+    let mut n = 0u64;
+    match op {
+        "get" => ids.iter().for_each(|id| n += s.get(id) as u64),
+        "miss" => fresh.iter().for_each(|id| n += s.get(id) as u64),
+        "add" => fresh.iter().for_each(|id| s.add(Sess::new(*id))),
+        "remove" => ids.iter().for_each(|id| n += s.remove(id) as u64),
+        "churn" => fresh.iter().for_each(|id| {
+            s.add(Sess::new(*id));
+            n += s.remove(id) as u64;
+        }),
+        other => panic!("unknown --op {other:?}"),
+    }
+    n
+}
+
+fn profile(o: &Opts) {
+    let name = o.subject.clone().unwrap_or_else(|| "session-cache".to_string());
+    let mut rng = Rng(99);
+    let prefill: Vec<Id> = (0..CAP).map(|_| rng.id()).collect();
+    let s = prefilled(&name, &prefill);
+    let ids: Vec<Id> = (0..o.n.min(CAP)).map(|i| prefill[(i * 7919) % CAP]).collect();
+    let fresh: Vec<Id> = (0..o.n).map(|_| rng.id()).collect();
+    let n = profile_loop(&*s, &o.op, &ids, &fresh);
+    println!("profile {name} {} x{}: {n} hits/removals", o.op, o.n);
 }
