@@ -60,7 +60,7 @@
 //!   (CVE-2024-2511).
 //! - Default timeout 300 s, as OpenSSL's manual says; its 3.0 code uses 7200 s.
 //! - In tables beyond 64 capacity the eviction victim is the soonest-expiring of a sample of
-//!   about ten entries, not of all entries.
+//!   about five entries, not of all entries.
 //! - `on_remove` also reports replacements and takes (with their cause), and is not called for
 //!   a `remove` that found nothing.
 //! - `remove` marks its argument not resumable, as OpenSSL; the cached object it removes, if it
@@ -71,6 +71,8 @@
 mod builder;
 mod cache;
 mod clock;
+#[cfg(any(feature = "rustls", feature = "openssl"))]
+pub mod integrations;
 mod loom;
 mod mode;
 mod policy;
@@ -86,3 +88,8 @@ pub use mode::CacheMode;
 pub use reclaim::flush_deferred;
 pub use session::Session;
 pub use stats::{AddError, Added, RemovalCause, Stats};
+
+/// The README's examples, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

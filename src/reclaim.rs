@@ -12,7 +12,7 @@
 
 use core::ops::Deref;
 
-pub(crate) use crossbeam_epoch::{Atomic, Guard, Owned, Shared};
+pub(crate) use crossbeam_epoch::{Atomic, Guard, Owned, Pointer, Shared};
 
 /// How many retirements a thread makes before it pushes its deferred bag to the global queue.
 #[cfg(not(session_cache_graveyard))]

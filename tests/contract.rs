@@ -587,3 +587,46 @@ fn cache_is_send_sync_default_debug() {
     let shown = format!("{cache:?}");
     assert!(shown.contains("capacity: 20480"), "{shown}");
 }
+
+#[test]
+fn an_unbounded_cache_grows_its_bucket_array() {
+    let t = Tracker::new();
+    let cache = Cache::builder().capacity(0).build();
+    let before = cache.bucket_count();
+    for i in 0..100_000u64 {
+        assert!(cache.add(t.session(&id(i))));
+    }
+    assert_eq!(cache.len(), 100_000);
+    assert!(
+        cache.bucket_count() >= 100_000 / 16,
+        "the bucket array grew from {before} to only {}",
+        cache.bucket_count()
+    );
+    for i in 0..100_000u64 {
+        assert!(cache.contains(&id(i)), "id {i} lost in growth");
+    }
+    for i in (0..100_000u64).step_by(2) {
+        assert!(cache.remove_id(&id(i)));
+    }
+    assert_eq!(cache.len(), 50_000);
+    assert_eq!(cache.flush_expired(), 0);
+    cache.clear();
+    assert_eq!(cache.len(), 0);
+    assert!((0..100_000u64).all(|i| !cache.contains(&id(i))));
+    drop(cache);
+    t.assert_all_released();
+}
+
+#[test]
+fn raising_the_capacity_lets_the_table_grow() {
+    let t = Tracker::new();
+    let cache = Cache::builder().capacity(64).build();
+    let small = cache.bucket_count();
+    cache.set_capacity(50_000);
+    for i in 0..50_000u64 {
+        cache.add(t.session(&id(i)));
+    }
+    assert_eq!(cache.len(), 50_000);
+    assert!(cache.bucket_count() > small * 8);
+    assert!((0..50_000u64).all(|i| cache.contains(&id(i))));
+}
