@@ -10,7 +10,8 @@
 //!   allocator (Rust heap) and glibc's `mallinfo2` (everything, including OpenSSL's C heap).
 //!   Run each subject in its own process.
 //! - `profile --subject NAME --op get|miss|add|remove|churn [--n N]`: N single-thread ops on a
-//!   full cache inside `profile_loop`, for `valgrind --tool=callgrind
+//!   full cache inside `profile_loop` (`--subject hashbrown --op get`: the floor, in
+//!   `profile_loop_hashbrown`), for `valgrind --tool=callgrind
 //!   --collect-atstart=no --toggle-collect='*profile_loop*'` (scripts/callgrind.sh).
 //! - `latency [--secs S] [--threads T] [--subjects a,b] [--out FILE]`: p50/p99/p99.9/max of
 //!   `add` (fresh id, evicting) and `get` (recent id) on a full cache, via hdrhistogram.
@@ -469,13 +470,29 @@ fn profile_loop(s: &dyn Subject, op: &str, ids: &[Id], fresh: &[Id]) -> u64 {
     n
 }
 
+/// The floor for `profile --subject hashbrown --op get`: a plain single-threaded lookup that
+/// clones the `Arc`, as `get` does.
+#[inline(never)]
+fn profile_loop_hashbrown(m: &hashbrown::HashMap<Id, Arc<Sess>>, ids: &[Id]) -> u64 {
+    ids.iter().map(|id| m.get(id).cloned().is_some() as u64).sum()
+}
+
 fn profile(o: &Opts) {
     let name = o.subject.clone().unwrap_or_else(|| "session-cache".to_string());
     let mut rng = Rng(99);
     let prefill: Vec<Id> = (0..CAP).map(|_| rng.id()).collect();
+    if name == "hashbrown" {
+        let m: hashbrown::HashMap<Id, Arc<Sess>> = prefill.iter().map(|id| (*id, Sess::new(*id))).collect();
+        let ids: Vec<Id> = (0..o.n.min(CAP)).map(|i| prefill[(i * 7919) % CAP]).collect();
+        let n = profile_loop_hashbrown(&m, &ids);
+        println!("profile hashbrown get x{}: {n} hits", ids.len());
+        return;
+    }
     let s = prefilled(&name, &prefill);
     let ids: Vec<Id> = (0..o.n.min(CAP)).map(|i| prefill[(i * 7919) % CAP]).collect();
     let fresh: Vec<Id> = (0..o.n).map(|_| rng.id()).collect();
+    let t = Instant::now();
     let n = profile_loop(&*s, &o.op, &ids, &fresh);
-    println!("profile {name} {} x{}: {n} hits/removals", o.op, o.n);
+    let ns = t.elapsed().as_nanos() as f64 / o.n as f64;
+    println!("profile {name} {} x{}: {n} hits/removals, {ns:.0} ns/op (wall, untrustworthy under load)", o.op, o.n);
 }
