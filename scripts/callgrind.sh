@@ -25,10 +25,10 @@ for s in $SUBJECTS; do
     f=target/callgrind/$s-$op.out
     valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*profile_loop*' \
       --callgrind-out-file="$f" "$bin" profile --subject "$s" --op "$op" --n "$N" >/dev/null 2>&1
-    total=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}')
+    total=$(grep -m1 -E '^(summary|totals):' "$f" | awk '{print $2}')
     printf '%-14s %-7s %12.0f\n' "$s" "$op" "$(echo "$total / $N" | bc -l)"
     if [ "${VERBOSE:-0}" = 1 ]; then
-      callgrind_annotate --inclusive=no "$f" 2>/dev/null | grep -E '^ *[0-9,]+ ' | sed -n "2,$((TOP + 1))p" | cut -c1-160
+      callgrind_annotate --inclusive=no "$f" 2>/dev/null | grep -E '^ *[0-9,]+ ' | sed -n "2,$((TOP + 1))p" | cut -c1-160 || true
     fi
   done
 done
