@@ -13,12 +13,11 @@
 //! threads (default 2). It binds 127.0.0.1 only and stops by itself.
 
 use std::cell::RefCell;
-use std::error::Error;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openssl::pkey::PKey;
 use openssl::ssl::{
@@ -27,7 +26,9 @@ use openssl::ssl::{
 use openssl::x509::X509;
 use session_cache::integrations::openssl::OpensslExternalCache;
 
-type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
+#[path = "support/phase.rs"]
+mod phase;
+use phase::{run_phase, Res};
 
 struct Args {
     handshakes: usize,
@@ -121,7 +122,15 @@ fn main() -> Res<()> {
                 s.push(session);
             })
         });
-        run_phase(label, version, Arc::new(b.build()), addr, &args)?;
+        let connector = Arc::new(b.build());
+        let forget_sessions = || SESSIONS.with(|s| s.borrow_mut().clear());
+        run_phase(
+            label,
+            args.handshakes,
+            args.threads,
+            forget_sessions,
+            move || connect(&connector, version, addr),
+        )?;
     }
 
     stop.store(true, Ordering::SeqCst);
@@ -137,76 +146,6 @@ fn main() -> Res<()> {
         "server cache (OpensslExternalCache): entries={} hits={} misses={} timeouts={} inserts={} \
          removals={} cache_full={}",
         s.entries, s.hits, s.misses, s.timeouts, s.inserts, s.removals, s.cache_full
-    );
-    Ok(())
-}
-
-fn run_phase(
-    label: &str,
-    version: SslVersion,
-    connector: Arc<SslConnector>,
-    addr: SocketAddr,
-    args: &Args,
-) -> Res<()> {
-    let done = Arc::new(AtomicUsize::new(0));
-    let resumed = Arc::new(AtomicUsize::new(0));
-    let finished = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-
-    let progress = {
-        let (done, resumed, finished) = (done.clone(), resumed.clone(), finished.clone());
-        let (label, total) = (label.to_string(), args.handshakes);
-        std::thread::spawn(move || {
-            while !finished.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(250));
-                eprint!(
-                    "\r  {label}: {}/{total} handshakes, {} resumed ",
-                    done.load(Ordering::Relaxed),
-                    resumed.load(Ordering::Relaxed)
-                );
-            }
-            eprint!("\r{:60}\r", "");
-        })
-    };
-
-    let clients: Vec<_> = (0..args.threads)
-        .map(|i| {
-            let share =
-                args.handshakes / args.threads + usize::from(i < args.handshakes % args.threads);
-            let (connector, done, resumed) = (connector.clone(), done.clone(), resumed.clone());
-            std::thread::spawn(move || -> Res<()> {
-                SESSIONS.with(|s| s.borrow_mut().clear());
-                for _ in 0..share {
-                    if connect(&connector, version, addr)? {
-                        resumed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    let mut result = Ok(());
-    for c in clients {
-        let r = c.join().map_err(|_| "client thread panicked")?;
-        if result.is_ok() {
-            result = r;
-        }
-    }
-    let elapsed = start.elapsed();
-    finished.store(true, Ordering::Relaxed);
-    progress.join().map_err(|_| "progress thread panicked")?;
-    result?;
-
-    let (n, r) = (
-        done.load(Ordering::Relaxed),
-        resumed.load(Ordering::Relaxed),
-    );
-    println!(
-        "{label}: {n} handshakes in {:.2} s = {:.0} handshakes/s, resumed {r}/{n} ({:.1} %)",
-        elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64(),
-        (1000.0 * r as f64 / n.max(1) as f64).floor() / 10.0
     );
     Ok(())
 }

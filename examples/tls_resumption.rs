@@ -13,12 +13,11 @@
 //! threads (default 2); `--no-baseline`: skip the closing comparison run (TLS 1.3 with resumption
 //! off on both sides). It binds 127.0.0.1 only and stops by itself.
 
-use std::error::Error;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rustls::client::Resumption;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -26,7 +25,9 @@ use rustls::version::{TLS12, TLS13};
 use rustls::HandshakeKind;
 use session_cache::integrations::rustls::{RustlsClientStore, RustlsServerStore};
 
-type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
+#[path = "support/phase.rs"]
+mod phase;
+use phase::{run_phase, Res};
 
 struct Args {
     handshakes: usize,
@@ -102,7 +103,14 @@ fn main() -> Res<()> {
             .with_root_certificates(roots.clone())
             .with_no_client_auth();
         config.resumption = Resumption::store(client_store.clone());
-        run_phase(label, Arc::new(config), addr, &args)?;
+        let config = Arc::new(config);
+        run_phase(
+            label,
+            args.handshakes,
+            args.threads,
+            || {},
+            move || Ok(connect(&config, addr)? == Some(HandshakeKind::Resumed)),
+        )?;
     }
 
     servers.stop()?;
@@ -136,11 +144,13 @@ fn main() -> Res<()> {
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.resumption = Resumption::disabled();
+        let (config, addr) = (Arc::new(config), servers.addr);
         run_phase(
             "baseline, TLS 1.3 without resumption",
-            Arc::new(config),
-            servers.addr,
-            &args,
+            args.handshakes,
+            args.threads,
+            || {},
+            move || Ok(connect(&config, addr)? == Some(HandshakeKind::Resumed)),
         )?;
         servers.stop()?;
     }
@@ -184,75 +194,6 @@ impl Servers {
         }
         Ok(())
     }
-}
-
-/// One protocol version: `args.handshakes` handshakes spread over `args.threads` threads.
-fn run_phase(
-    label: &str,
-    config: Arc<rustls::ClientConfig>,
-    addr: SocketAddr,
-    args: &Args,
-) -> Res<()> {
-    let done = Arc::new(AtomicUsize::new(0));
-    let resumed = Arc::new(AtomicUsize::new(0));
-    let finished = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-
-    let progress = {
-        let (done, resumed, finished) = (done.clone(), resumed.clone(), finished.clone());
-        let (label, total) = (label.to_string(), args.handshakes);
-        std::thread::spawn(move || {
-            while !finished.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(250));
-                eprint!(
-                    "\r  {label}: {}/{total} handshakes, {} resumed ",
-                    done.load(Ordering::Relaxed),
-                    resumed.load(Ordering::Relaxed)
-                );
-            }
-            eprint!("\r{:60}\r", "");
-        })
-    };
-
-    let clients: Vec<_> = (0..args.threads)
-        .map(|i| {
-            let share =
-                args.handshakes / args.threads + usize::from(i < args.handshakes % args.threads);
-            let (config, done, resumed) = (config.clone(), done.clone(), resumed.clone());
-            std::thread::spawn(move || -> Res<()> {
-                for _ in 0..share {
-                    if connect(&config, addr)? == Some(HandshakeKind::Resumed) {
-                        resumed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(())
-            })
-        })
-        .collect();
-    let mut result = Ok(());
-    for c in clients {
-        let r = c.join().map_err(|_| "client thread panicked")?;
-        if result.is_ok() {
-            result = r;
-        }
-    }
-    let elapsed = start.elapsed();
-    finished.store(true, Ordering::Relaxed);
-    progress.join().map_err(|_| "progress thread panicked")?;
-    result?;
-
-    let (n, r) = (
-        done.load(Ordering::Relaxed),
-        resumed.load(Ordering::Relaxed),
-    );
-    println!(
-        "{label}: {n} handshakes in {:.2} s = {:.0} handshakes/s, resumed {r}/{n} ({:.1} %)",
-        elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64(),
-        (1000.0 * r as f64 / n.max(1) as f64).floor() / 10.0
-    );
-    Ok(())
 }
 
 /// One client connection: handshake, read the server's byte (TLS 1.3 tickets come before it),

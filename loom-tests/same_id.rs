@@ -26,3 +26,20 @@ fn two_adds_of_one_id() {
         assert!(kept == 1 || kept == 2);
     });
 }
+
+#[test]
+fn two_get_or_adds_of_one_id_agree() {
+    model(|drops| {
+        let cache: Arc<SessionCache<S>> = Arc::new(SessionCache::builder().capacity(4).build());
+        let a = drops.session(b"k", 1);
+        let b = drops.session(b"k", 2);
+        let c2 = cache.clone();
+        let t = thread::spawn(move || c2.get_or_add(b).unwrap().serial);
+        let ra = cache.get_or_add(a).unwrap().serial;
+        let rb = t.join().unwrap();
+        assert_eq!(ra, rb, "both callers get the one cached session");
+        assert_eq!(cache.get(b"k").unwrap().serial, ra);
+        let st = cache.stats();
+        assert_eq!((st.inserts, st.replacements, st.entries), (1, 0, 1));
+    });
+}

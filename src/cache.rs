@@ -83,6 +83,29 @@ impl<S: Session> SessionCache<S> {
         self.policy.insert(session, refresh)
     }
 
+    /// Returns the live session cached under `session.id()`, or, when there is none (or only an
+    /// expired one), caches `session` and returns it. Never replaces a live entry: of any number
+    /// of racing `get_or_add`s of one id, all get the same session. Counts as an insert when it
+    /// inserts, and nothing otherwise; `session` is dropped when another is returned.
+    ///
+    /// ```
+    /// use session_cache::{Session, SessionCache};
+    /// use std::sync::Arc;
+    ///
+    /// struct Peer { name: Vec<u8> }
+    /// impl Session for Peer {
+    ///     fn id(&self) -> &[u8] { &self.name }
+    /// }
+    ///
+    /// let cache = SessionCache::new();
+    /// let first = cache.get_or_add(Arc::new(Peer { name: b"example.com".to_vec() })).unwrap();
+    /// let again = cache.get_or_add(Arc::new(Peer { name: b"example.com".to_vec() })).unwrap();
+    /// assert!(Arc::ptr_eq(&first, &again));
+    /// ```
+    pub fn get_or_add(&self, session: Arc<S>) -> Result<Arc<S>, AddError> {
+        self.policy.get_or_insert(session)
+    }
+
     /// Removes whatever is cached under `session.id()` (`SSL_CTX_remove_session`); `true` if
     /// something was. Removal is by id: the cached object need not be `session`. `session` is
     /// marked not resumable either way (unless its id is empty, as OpenSSL). Of any number of

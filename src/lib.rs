@@ -46,7 +46,7 @@
 //! - **Reclamation.** Every `Arc` the cache took is released exactly once — on replace, remove,
 //!   take, eviction, expiry, `clear`, or when the cache is dropped — through deferred
 //!   reclamation (crossbeam-epoch), never while a reader that found it may still use it. Each
-//!   thread hands its deferred releases to the collector every 16 unlinks, so a removed
+//!   thread hands its deferred releases to the collector every 4 unlinks, so a removed
 //!   session is normally dropped within a few dozen operations; [`flush_deferred`] forces it.
 //! - **Callbacks** run after the operation took effect, never while the thread is pinned. A
 //!   panicking callback cannot corrupt the cache: the other callbacks of the operation still run,

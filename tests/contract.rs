@@ -630,3 +630,48 @@ fn raising_the_capacity_lets_the_table_grow() {
     assert!(cache.bucket_count() > small * 8);
     assert!((0..50_000u64).all(|i| cache.contains(&id(i))));
 }
+
+#[test]
+fn get_or_add_never_replaces_a_live_entry() {
+    let t = Tracker::new();
+    let (cache, clock, log) = manual(10);
+    let first = t.session(&id(1));
+    let got = cache.get_or_add(first.clone()).unwrap();
+    assert!(Arc::ptr_eq(&got, &first), "absent: inserted and returned");
+    drop(got);
+    let second = t.session(&id(1));
+    let got = cache.get_or_add(second.clone()).unwrap();
+    assert!(
+        Arc::ptr_eq(&got, &first),
+        "live: the cached one is returned"
+    );
+    drop(got);
+    assert_refs(&second, 1); // dropped, never cached
+    assert_refs(&first, 2);
+    assert_eq!(cache.stats().inserts, 1);
+    // The very same object: returned, no change.
+    assert!(Arc::ptr_eq(
+        &cache.get_or_add(first.clone()).unwrap(),
+        &first
+    ));
+    assert_refs(&first, 2);
+    // Expired: replaced, and the old one reported as expired.
+    clock.advance(Duration::from_secs(101));
+    let third = t.session(&id(1));
+    let got = cache.get_or_add(third.clone()).unwrap();
+    assert!(Arc::ptr_eq(&got, &third));
+    assert_eq!(log.take(), vec![(first.serial, RemovalCause::Expired)]);
+    assert!(!first.is_resumable());
+    let st = cache.stats();
+    assert_eq!(
+        (st.inserts, st.expired, st.replacements, st.entries),
+        (2, 1, 0, 1)
+    );
+    assert_eq!(
+        cache.get_or_add(t.session(b"")).err(),
+        Some(AddError::EmptyId)
+    );
+    drop((got, cache));
+    drop((first, second, third));
+    t.assert_all_released();
+}

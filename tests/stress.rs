@@ -228,3 +228,36 @@ fn racing_same_id_adds_keep_one_entry() {
     drop(cache);
     tracker.assert_all_released();
 }
+
+/// Racing `get_or_add`s of one id all get the same session, whichever thread inserted it.
+#[test]
+fn racing_get_or_add_agree() {
+    let tracker = Tracker::new();
+    let cache = Cache::builder().capacity(64).build();
+    let barrier = Barrier::new(4);
+    for round in 0..2000u64 {
+        let key = id(round);
+        let serials: Vec<usize> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let (cache, barrier, tracker, key) = (&cache, &barrier, &tracker, &key);
+                    scope.spawn(move || {
+                        let s = tracker.session(key);
+                        barrier.wait();
+                        cache.get_or_add(s).unwrap().serial
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(
+            serials.iter().all(|&s| s == serials[0]),
+            "round {round}: {serials:?}"
+        );
+        assert_eq!(cache.get(&key).unwrap().serial, serials[0]);
+    }
+    assert_eq!(cache.stats().inserts, 2000);
+    assert_eq!(cache.stats().replacements, 0);
+    drop(cache);
+    tracker.assert_all_released();
+}

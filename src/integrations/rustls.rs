@@ -174,9 +174,9 @@ impl StoresServerSessions for RustlsServerStore {
 ///   handed out at most once even when takes and inserts race. Inserting into a full ring
 ///   overwrites (and frees) the oldest ticket. `take` scans from the newest slot backwards.
 ///
-/// Creating the entry for a new server is `get` (miss) then `add`; two threads that do this at the
-/// same moment both add, the later replaces the earlier, and whatever was written into the
-/// earlier entry (one hint, one session or ticket) is lost. That only costs a full handshake.
+/// Creating the entry for a new server is `get` (miss) then `SessionCache::get_or_add`, which never
+/// replaces a live entry: threads that create one server's entry at the same moment all get the
+/// same entry, so no write is lost.
 pub struct ServerState {
     key: Box<[u8]>,
     /// 0 = no hint, else `HINT_SET | u16::from(group)`.
@@ -493,9 +493,15 @@ impl RustlsClientStore {
                 return Some(state);
             }
         }
-        let state = Arc::new(ServerState::new(key, self.tickets_per_server));
-        // false: the name is longer than the cache's max_id_len; nothing is stored.
-        self.cache.add(state.clone()).then_some(state)
+        let fresh = Arc::new(ServerState::new(key, self.tickets_per_server));
+        // Err: the name is longer than the cache's max_id_len; nothing is stored.
+        let state = self.cache.get_or_add(fresh).ok()?;
+        if !state.retired.load(Ordering::Relaxed) {
+            return Some(state);
+        }
+        // Retired but still cached (marked by an explicit remove racing us): replace it.
+        let fresh = Arc::new(ServerState::new(server_key(name), self.tickets_per_server));
+        self.cache.add(fresh.clone()).then_some(fresh)
     }
 }
 

@@ -30,7 +30,7 @@ use crate::loom::sync::atomic::{
     AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
-use crate::raw::{EntryId, Found, Insert, Order, RawTable};
+use crate::raw::{EntryId, Found, Insert, OnExisting, Order, RawTable};
 use crate::reclaim::Guard;
 use crate::{AddError, Added, CacheMode, RemovalCause, Session, Stats};
 
@@ -74,7 +74,7 @@ struct LiveSettings {
 pub(crate) type RemoveCallback<S> = Box<dyn Fn(&Arc<S>, RemovalCause) + Send + Sync>;
 
 /// Entries that left the cache during one operation, delivered after it.
-type Removed<S> = Vec<(Arc<S>, RemovalCause)>;
+type Removed<S> = smallvec::SmallVec<[(Arc<S>, RemovalCause); 4]>;
 
 /// The result of a lookup.
 pub(crate) enum Lookup<R> {
@@ -187,6 +187,29 @@ impl<S: Session> Policy<S> {
 
     /// `SSL_CTX_add_session`. `refresh` restarts an identical session's lifetime.
     pub(crate) fn insert(&self, session: Arc<S>, refresh: bool) -> Result<Added, AddError> {
+        let on_existing = OnExisting::Replace {
+            refresh_rank: refresh,
+        };
+        self.insert_with(session, on_existing)
+            .map(|(added, _)| added)
+    }
+
+    /// Returns the live session cached under the id of `session`, or caches `session` (in
+    /// place of an expired one) and returns it.
+    pub(crate) fn get_or_insert(&self, session: Arc<S>) -> Result<Arc<S>, AddError> {
+        let live_from = self.now();
+        let keep = OnExisting::KeepLive { live_from };
+        let candidate = Arc::clone(&session);
+        self.insert_with(session, keep)
+            .map(|(_, kept)| kept.unwrap_or(candidate))
+    }
+
+    /// Inserts `session`; returns what happened and, when a live entry was kept, that entry.
+    fn insert_with(
+        &self,
+        session: Arc<S>,
+        on_existing: OnExisting,
+    ) -> Result<(Added, Option<Arc<S>>), AddError> {
         self.check_id(session.id())?;
         let now = self.now();
         let lifetime = session
@@ -197,6 +220,7 @@ impl<S: Session> Policy<S> {
         // Relaxed: a per-stripe sequence number; uniqueness and order within the stripe.
         let seq = stripe.seq.fetch_add(1, Relaxed);
         let mut removed = Removed::new();
+        let mut kept = None;
         let added = {
             let guard = self.table.pin();
             let hash = self.table.hash(session.id());
@@ -205,7 +229,7 @@ impl<S: Session> Policy<S> {
                 |s| s.id(),
                 hash,
                 Order { rank, seq },
-                refresh,
+                on_existing,
                 &guard,
             ) {
                 Insert::New(new) => {
@@ -222,16 +246,26 @@ impl<S: Session> Policy<S> {
                     }
                     Added::Inserted
                 }
+                // Under `KeepLive` only an expired entry is replaced.
+                Insert::Replaced(old) if matches!(on_existing, OnExisting::KeepLive { .. }) => {
+                    self.count_expired_replacement();
+                    removed.push((old, RemovalCause::Expired));
+                    Added::Inserted
+                }
                 Insert::Replaced(old) => {
                     Stripe::bump(&stripe.replacements);
                     removed.push((old, RemovalCause::Replaced));
                     Added::Replaced
                 }
                 Insert::Identical => Added::AlreadyCached,
+                Insert::Kept(existing) => {
+                    kept = Some(existing);
+                    Added::AlreadyCached
+                }
             }
         };
         self.deliver(removed);
-        Ok(added)
+        Ok((added, kept))
     }
 
     /// Evicts until the cache is within `capacity`, sparing the entry `new` just added.
@@ -315,6 +349,14 @@ impl<S: Session> Policy<S> {
         self.count_removal(cause);
         removed.push((session, cause));
         true
+    }
+
+    /// An expired entry replaced in place by a new session: one more insert and one more
+    /// expiry; the number of entries is unchanged.
+    fn count_expired_replacement(&self) {
+        let stripe = self.counters.local();
+        Stripe::bump(&stripe.inserts);
+        Stripe::bump(&stripe.expired);
     }
 
     fn count_removal(&self, cause: RemovalCause) {
@@ -415,7 +457,7 @@ impl<S: Session> Policy<S> {
         };
         drop(guard);
         self.count_removal(RemovalCause::Removed);
-        self.deliver(vec![(session, RemovalCause::Removed)]);
+        self.deliver([(session, RemovalCause::Removed)].into_iter().collect());
         true
     }
 

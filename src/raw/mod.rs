@@ -106,6 +106,18 @@ pub(crate) enum Insert<T> {
     /// That very value (`Arc::ptr_eq`) was cached: its order was refreshed, and the caller's
     /// reference dropped.
     Identical,
+    /// [`OnExisting::KeepLive`]: a live value was cached and kept; here is a reference to it.
+    /// The caller's value was dropped, never published.
+    Kept(Arc<T>),
+}
+
+/// What [`RawTable::insert`] does when the key already has a live entry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum OnExisting {
+    /// Replace it (an identical value: refresh its order; its rank too if `refresh_rank`).
+    Replace { refresh_rank: bool },
+    /// Keep it if its rank is at least `live_from` (not expired), else replace it.
+    KeepLive { live_from: u64 },
 }
 
 /// Where an entry stands for eviction: smaller `rank` goes first, then smaller `seq`.
@@ -380,7 +392,8 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         Probe::Full
     }
 
-    /// Caches `value` under `key_of(&value)`, with `order`.
+    /// Caches `value` under `key_of(&value)`, with `order`; `on_existing` says what happens to
+    /// a live entry already there.
     ///
     /// An identical re-add keeps the cached rank unless `refresh_rank`, and always takes the new
     /// `seq` (it becomes the most recent among equal ranks).
@@ -390,10 +403,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         key_of: impl FnOnce(&T) -> &[u8],
         hash: u64,
         order: Order,
-        refresh_rank: bool,
+        on_existing: OnExisting,
         guard: &Guard,
     ) -> Insert<T> {
         let Order { rank, seq } = order;
+        let refresh_rank = matches!(on_existing, OnExisting::Replace { refresh_rank: true });
         let value = Arc::into_raw(value);
         // SAFETY: we hold the strong count we were given until it is published or dropped
         // below, and after publication the guard keeps it alive until we return.
@@ -455,6 +469,16 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                         new = e.new;
                         continue;
                     }
+                }
+            }
+            if let OnExisting::KeepLive { live_from } = on_existing {
+                if old.rank() >= live_from {
+                    // SAFETY: `old` was live under `guard`; its count is released deferred.
+                    let existing = unsafe { clone_arc(old.value_ptr()) };
+                    drop(new); // never published; frees no value
+                               // SAFETY: the caller's count, never published: ours to drop.
+                    drop(unsafe { Arc::from_raw(value) });
+                    return Insert::Kept(existing);
                 }
             }
             let identical = old.value_ptr() == value;
