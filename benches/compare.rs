@@ -141,7 +141,9 @@ struct Outcome {
 
 fn worker(s: &dyn Subject, mix: Mix, seed: u64, prefill: &[Id], stop: &AtomicBool) -> Outcome {
     let mut rng = Rng(seed);
-    let mut recent: Vec<Id> = (0..RECENT).map(|_| prefill[rng.below(prefill.len())]).collect();
+    let mut recent: Vec<Id> = (0..RECENT)
+        .map(|_| prefill[rng.below(prefill.len())])
+        .collect();
     let mut next = 0usize;
     let (mut ops, mut gets, mut hits) = (0u64, 0u64, 0u64);
     while !stop.load(Relaxed) {
@@ -197,7 +199,14 @@ fn prefilled(name: &str, prefill: &[Id]) -> Box<dyn Subject> {
 }
 
 /// One measurement: a fresh, prefilled subject; `threads` workers released together; ops/s.
-fn run_cell(name: &str, mix: Mix, threads: usize, secs: f64, prefill: &[Id], seed: u64) -> (f64, f64) {
+fn run_cell(
+    name: &str,
+    mix: Mix,
+    threads: usize,
+    secs: f64,
+    prefill: &[Id],
+    seed: u64,
+) -> (f64, f64) {
     let s = prefilled(name, prefill);
     let stop = AtomicBool::new(false);
     let barrier = Barrier::new(threads + 1);
@@ -223,7 +232,11 @@ fn run_cell(name: &str, mix: Mix, threads: usize, secs: f64, prefill: &[Id], see
     let gets: u64 = outs.iter().map(|o| o.gets).sum();
     let hits: u64 = outs.iter().map(|o| o.hits).sum();
     let mops = ops as f64 / (end - start).as_secs_f64() / 1e6;
-    let hit_rate = if gets == 0 { f64::NAN } else { hits as f64 / gets as f64 };
+    let hit_rate = if gets == 0 {
+        f64::NAN
+    } else {
+        hits as f64 / gets as f64
+    };
     drop(s);
     session_cache::flush_deferred();
     (mops, hit_rate)
@@ -264,7 +277,12 @@ fn opts() -> Opts {
             "--bench" => {} // passed by `cargo bench`
             "--rounds" => o.rounds = val().parse().expect("--rounds N"),
             "--secs" => o.secs = val().parse().expect("--secs S"),
-            "--threads" => o.threads = val().split(',').map(|t| t.parse().expect("--threads 1,2")).collect(),
+            "--threads" => {
+                o.threads = val()
+                    .split(',')
+                    .map(|t| t.parse().expect("--threads 1,2"))
+                    .collect()
+            }
             "--mixes" => o.mixes = val().split(',').map(Mix::parse).collect(),
             "--subjects" => o.subjects = val().split(',').map(str::to_string).collect(),
             "--subject" => o.subject = Some(val()),
@@ -280,7 +298,13 @@ fn opts() -> Opts {
 
 fn output(o: &Opts) -> Box<dyn Write> {
     match &o.out {
-        Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p).expect("open --out")),
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .expect("open --out"),
+        ),
         None => Box::new(std::io::stdout()),
     }
 }
@@ -293,7 +317,9 @@ fn main() {
         "memory" => memory(&o),
         "latency" => latency(&o),
         "profile" => profile(&o),
-        "" => eprintln!("compare: give a mode: check | throughput | memory | latency (see benches/compare.rs)"),
+        "" => eprintln!(
+            "compare: give a mode: check | throughput | memory | latency (see benches/compare.rs)"
+        ),
         m => panic!("unknown mode {m:?}"),
     }
 }
@@ -330,7 +356,11 @@ fn throughput(o: &Opts) {
                 for k in 0..n {
                     let name = &o.subjects[(k + round) % n];
                     let (mops, hit) = run_cell(name, mix, threads, o.secs, &prefill, rng.next());
-                    let hit = if hit.is_nan() { "null".to_string() } else { format!("{hit:.4}") };
+                    let hit = if hit.is_nan() {
+                        "null".to_string()
+                    } else {
+                        format!("{hit:.4}")
+                    };
                     writeln!(
                         out,
                         r#"{{"kind":"throughput","round":{round},"mix":"{}","threads":{threads},"subject":"{name}","mops":{mops:.4},"hit_rate":{hit}}}"#,
@@ -402,9 +432,11 @@ fn latency(o: &Opts) {
                     let seed = rng.next() ^ t as u64;
                     sc.spawn(move || {
                         let mut rng = Rng(seed);
-                        let mut add = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+                        let mut add =
+                            Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
                         let mut get = add.clone();
-                        let mut recent: Vec<Id> = (0..RECENT).map(|_| prefill[rng.below(CAP)]).collect();
+                        let mut recent: Vec<Id> =
+                            (0..RECENT).map(|_| prefill[rng.below(CAP)]).collect();
                         let mut next = 0;
                         while !stop.load(Relaxed) {
                             let id = rng.id();
@@ -474,25 +506,38 @@ fn profile_loop(s: &dyn Subject, op: &str, ids: &[Id], fresh: &[Id]) -> u64 {
 /// clones the `Arc`, as `get` does.
 #[inline(never)]
 fn profile_loop_hashbrown(m: &hashbrown::HashMap<Id, Arc<Sess>>, ids: &[Id]) -> u64 {
-    ids.iter().map(|id| m.get(id).cloned().is_some() as u64).sum()
+    ids.iter()
+        .map(|id| m.get(id).cloned().is_some() as u64)
+        .sum()
 }
 
 fn profile(o: &Opts) {
-    let name = o.subject.clone().unwrap_or_else(|| "session-cache".to_string());
+    let name = o
+        .subject
+        .clone()
+        .unwrap_or_else(|| "session-cache".to_string());
     let mut rng = Rng(99);
     let prefill: Vec<Id> = (0..CAP).map(|_| rng.id()).collect();
     if name == "hashbrown" {
-        let m: hashbrown::HashMap<Id, Arc<Sess>> = prefill.iter().map(|id| (*id, Sess::new(*id))).collect();
-        let ids: Vec<Id> = (0..o.n.min(CAP)).map(|i| prefill[(i * 7919) % CAP]).collect();
+        let m: hashbrown::HashMap<Id, Arc<Sess>> =
+            prefill.iter().map(|id| (*id, Sess::new(*id))).collect();
+        let ids: Vec<Id> = (0..o.n.min(CAP))
+            .map(|i| prefill[(i * 7919) % CAP])
+            .collect();
         let n = profile_loop_hashbrown(&m, &ids);
         println!("profile hashbrown get x{}: {n} hits", ids.len());
         return;
     }
     let s = prefilled(&name, &prefill);
-    let ids: Vec<Id> = (0..o.n.min(CAP)).map(|i| prefill[(i * 7919) % CAP]).collect();
+    let ids: Vec<Id> = (0..o.n.min(CAP))
+        .map(|i| prefill[(i * 7919) % CAP])
+        .collect();
     let fresh: Vec<Id> = (0..o.n).map(|_| rng.id()).collect();
     let t = Instant::now();
     let n = profile_loop(&*s, &o.op, &ids, &fresh);
     let ns = t.elapsed().as_nanos() as f64 / o.n as f64;
-    println!("profile {name} {} x{}: {n} hits/removals, {ns:.0} ns/op (wall, untrustworthy under load)", o.op, o.n);
+    println!(
+        "profile {name} {} x{}: {n} hits/removals, {ns:.0} ns/op (wall, untrustworthy under load)",
+        o.op, o.n
+    );
 }

@@ -31,7 +31,10 @@ impl session_cache::Session for Sess {
 }
 
 fn sess(id: Id) -> Arc<Sess> {
-    Arc::new(Sess { id, _secret: [7; 48] })
+    Arc::new(Sess {
+        id,
+        _secret: [7; 48],
+    })
 }
 
 /// splitmix64, enough to make random-looking ids deterministically.
@@ -78,18 +81,32 @@ fn bench(c: &mut Criterion) {
     // ---- lookups, and the hashbrown floor over the same keys ----
     let hot = ids[0];
     g.bench_function("get_hit_hot", |b| b.iter(|| cache.get(black_box(&hot))));
-    g.bench_function("get_with_hit_hot", |b| b.iter(|| cache.get_with(black_box(&hot), |s| s.id[0])));
-    g.bench_function("hashbrown_get_hot", |b| b.iter(|| floor.get(black_box(&hot)).map(|s| s.id[0])));
-    g.bench_function("hashbrown_get_clone_hot", |b| b.iter(|| floor.get(black_box(&hot)).cloned()));
+    g.bench_function("get_with_hit_hot", |b| {
+        b.iter(|| cache.get_with(black_box(&hot), |s| s.id[0]))
+    });
+    g.bench_function("hashbrown_get_hot", |b| {
+        b.iter(|| floor.get(black_box(&hot)).map(|s| s.id[0]))
+    });
+    g.bench_function("hashbrown_get_clone_hot", |b| {
+        b.iter(|| floor.get(black_box(&hot)).cloned())
+    });
     let mut i = 0;
     let mut next = || {
         i = (i + 1) % CAP;
         &ids[i]
     };
-    g.bench_function("get_hit_spread", |b| b.iter(|| cache.get(black_box(next()))));
-    g.bench_function("get_with_hit_spread", |b| b.iter(|| cache.get_with(black_box(next()), |s| s.id[0])));
-    g.bench_function("hashbrown_get_spread", |b| b.iter(|| floor.get(black_box(next())).map(|s| s.id[0])));
-    g.bench_function("hashbrown_get_clone_spread", |b| b.iter(|| floor.get(black_box(next())).cloned()));
+    g.bench_function("get_hit_spread", |b| {
+        b.iter(|| cache.get(black_box(next())))
+    });
+    g.bench_function("get_with_hit_spread", |b| {
+        b.iter(|| cache.get_with(black_box(next()), |s| s.id[0]))
+    });
+    g.bench_function("hashbrown_get_spread", |b| {
+        b.iter(|| floor.get(black_box(next())).map(|s| s.id[0]))
+    });
+    g.bench_function("hashbrown_get_clone_spread", |b| {
+        b.iter(|| floor.get(black_box(next())).cloned())
+    });
     let mut j = 0;
     g.bench_function("get_miss", |b| {
         b.iter(|| {
@@ -102,7 +119,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("add_new_evicting", |b| b.iter(|| cache.add(sess(rng.id()))));
     let cached = sess(rng.id());
     cache.add(cached.clone());
-    g.bench_function("add_identical", |b| b.iter(|| cache.add(black_box(cached.clone()))));
+    g.bench_function("add_identical", |b| {
+        b.iter(|| cache.add(black_box(cached.clone())))
+    });
     let pair = [sess(cached.id), sess(cached.id)];
     let mut k = 0;
     g.bench_function("add_replace", |b| {
@@ -130,8 +149,12 @@ fn bench(c: &mut Criterion) {
         }
         total
     };
-    g.bench_function("remove", |b| b.iter_custom(|n| batch(n, &|id| cache.remove_id(id), &mut rng)));
-    g.bench_function("take", |b| b.iter_custom(|n| batch(n, &|id| cache.take(id).is_some(), &mut rng)));
+    g.bench_function("remove", |b| {
+        b.iter_custom(|n| batch(n, &|id| cache.remove_id(id), &mut rng))
+    });
+    g.bench_function("take", |b| {
+        b.iter_custom(|n| batch(n, &|id| cache.take(id).is_some(), &mut rng))
+    });
     g.bench_function("session_alloc_only", |b| {
         b.iter_batched(|| rng.id(), sess, BatchSize::SmallInput)
     });

@@ -193,7 +193,8 @@ impl Subject for Papaya {
         self.fifo.removed(self.map.pin().remove(id).is_some())
     }
     fn take(&self, id: &Id) -> bool {
-        self.fifo.removed(self.map.pin().remove(id).cloned().is_some())
+        self.fifo
+            .removed(self.map.pin().remove(id).cloned().is_some())
     }
 }
 
@@ -232,7 +233,8 @@ impl Subject for SccMap {
     fn add(&self, s: Arc<Sess>) {
         let id = s.id;
         if self.map.upsert_sync(id, s).is_none() {
-            self.fifo.inserted(id, |k| self.map.remove_sync(k).is_some());
+            self.fifo
+                .inserted(id, |k| self.map.remove_sync(k).is_some());
         }
     }
     fn remove(&self, id: &Id) -> bool {
