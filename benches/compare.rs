@@ -70,6 +70,16 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Involuntary context switches of this process so far (preemptions by other processes).
+fn preemptions() -> i64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u.ru_nivcsw
+    }
+}
+
 /// Bytes in use in glibc's heap (all arenas plus mmapped chunks).
 fn malloc_in_use() -> isize {
     // SAFETY: mallinfo2 only reads allocator statistics.
@@ -425,6 +435,7 @@ fn latency(o: &Opts) {
     for name in &o.subjects {
         let s = prefilled(name, &prefill);
         let stop = AtomicBool::new(false);
+        let preempted_before = preemptions();
         let hs: Vec<(Histogram<u64>, Histogram<u64>)> = std::thread::scope(|sc| {
             let hs: Vec<_> = (0..threads)
                 .map(|t| {
@@ -461,6 +472,7 @@ fn latency(o: &Opts) {
             stop.store(true, Relaxed);
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
+        let preempted = preemptions() - preempted_before;
         let (mut add, mut get) = hs[0].clone();
         for (a, g) in &hs[1..] {
             add.add(a).unwrap();
@@ -469,7 +481,7 @@ fn latency(o: &Opts) {
         for (op, h) in [("add", &add), ("get", &get)] {
             writeln!(
                 out,
-                r#"{{"kind":"latency","subject":"{name}","op":"{op}","threads":{threads},"count":{},"p50":{},"p99":{},"p999":{},"max":{}}}"#,
+                r#"{{"kind":"latency","subject":"{name}","op":"{op}","threads":{threads},"count":{},"preemptions":{preempted},"p50":{},"p99":{},"p999":{},"max":{}}}"#,
                 h.len(),
                 h.value_at_quantile(0.5),
                 h.value_at_quantile(0.99),

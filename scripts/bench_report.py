@@ -171,18 +171,28 @@ def main():
         w(f"## Tail latency under churn ({t} threads, ns; each includes one clock-read pair)")
         w("")
         w("A full cache; each thread loops: `add` a fresh id (evicting), then `get` a recent id;")
-        w("every call is timed with `Instant` into an hdrhistogram.")
+        w("every call is timed with `Instant` into an hdrhistogram. `preempted` is the share of")
+        w("timed calls that could contain an involuntary context switch of this process")
+        w("(getrusage): where it is above 0.1 %, the p99.9 (and max) measure the machine's load,")
+        w("not the cache, and are marked with `*`.")
         w("")
-        w("| subject | op | count | p50 | p99 | p99.9 | max | p99.9 / p50 |")
-        w("|---|---|---|---|---|---|---|---|")
+        w("| subject | op | count | preempted | p50 | p99 | p99.9 | max | p99.9 / p50 |")
+        w("|---|---|---|---|---|---|---|---|---|")
         for r in lat:
-            w(f"| {r['subject']} | {r['op']} | {r['count']} | {r['p50']} | {r['p99']} | {r['p999']} | {r['max']} | "
-              f"{r['p999'] / max(r['p50'], 1):.1f} |")
+            pre = r.get("preemptions")
+            share = None if pre is None else pre / max(r["count"], 1)
+            star = "*" if share is not None and share > 0.001 else ""
+            w(f"| {r['subject']} | {r['op']} | {r['count']} | {'–' if share is None else f'{share * 100:.3f} %'} | "
+              f"{r['p50']} | {r['p99']} | {r['p999']}{star} | {r['max']} | {r['p999'] / max(r['p50'], 1):.1f}{star} |")
         w("")
         for r in lat:
             if r["subject"] == OURS and r["op"] == "add":
                 q = r["p999"] / max(r["p50"], 1)
-                verdicts.append(("p99.9 add latency under churn <= 10x its median", q <= 10, f"{q:.1f}x"))
+                pre = r.get("preemptions")
+                note = ""
+                if pre is not None and pre / max(r["count"], 1) > 0.001:
+                    note = f" (contaminated: {pre} preemptions over {r['count']} adds)"
+                verdicts.append(("p99.9 add latency under churn <= 10x its median", q <= 10, f"{q:.1f}x{note}"))
 
     # ---- verdicts ----
     w("## Targets (issue 4)")
