@@ -552,6 +552,12 @@ fn every_path_releases_each_arc_exactly_once() {
             }
             assert!(cache.len() <= 8);
         }
+        let st = cache.stats();
+        assert_eq!(
+            st.inserts - st.removals - st.cache_full - st.expired - st.cleared,
+            cache.len() as u64,
+            "every entry left through exactly one counted exit: {st:?}"
+        );
         // Whatever the cache still holds, it holds once.
         for s in &keep {
             let cached = cache
@@ -674,4 +680,22 @@ fn get_or_add_never_replaces_a_live_entry() {
     drop((got, cache));
     drop((first, second, third));
     t.assert_all_released();
+}
+
+#[test]
+fn extreme_settings_are_accepted_without_panicking() {
+    let t = Tracker::new();
+    let huge = Cache::builder()
+        .capacity(usize::MAX)
+        .timeout(Duration::MAX)
+        .max_id_len(usize::MAX)
+        .build();
+    assert!(huge.max_id_len() <= u32::MAX as usize);
+    assert!(huge.add(t.session(&id(1))));
+    assert!(huge.contains(&id(1)));
+    assert_eq!(huge.set_capacity(0), usize::MAX);
+    let tiny = Cache::builder().max_id_len(0).build();
+    assert_eq!(tiny.max_id_len(), 1);
+    assert!(tiny.add(t.session(b"x")));
+    assert!(!tiny.add(t.session(b"xy")));
 }

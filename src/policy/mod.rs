@@ -31,7 +31,7 @@ use crate::loom::sync::atomic::{
     Ordering::{Acquire, Relaxed, Release},
 };
 use crate::raw::{EntryId, Found, Insert, OnExisting, Order, RawTable};
-use crate::reclaim::Guard;
+use crate::reclaim::{Guard, Pinned};
 use crate::{AddError, Added, CacheMode, RemovalCause, Session, Stats};
 
 /// Tables with at most this many buckets are scanned whole to choose an eviction victim.
@@ -47,6 +47,9 @@ const UNBOUNDED_BUCKETS: usize = 256;
 const UNBOUNDED_BUCKETS: usize = 2;
 /// Expected live entries per bucket at capacity: half a fresh block, leaving room for churn.
 const ENTRIES_PER_BUCKET: usize = 4;
+/// The most buckets a cache starts with (512 KiB of bucket words): a larger capacity is reached
+/// by growing as entries arrive, so a huge capacity costs nothing up front.
+const MAX_INITIAL_BUCKETS: usize = 1 << 16;
 
 /// The settings that may change at run time, as one value.
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +109,7 @@ impl<S: Session> Policy<S> {
     ) -> Self {
         let buckets = match settings.capacity {
             0 => UNBOUNDED_BUCKETS,
-            n => n.div_ceil(ENTRIES_PER_BUCKET),
+            n => n.div_ceil(ENTRIES_PER_BUCKET).min(MAX_INITIAL_BUCKETS),
         };
         Policy {
             table: RawTable::new(buckets),
@@ -305,9 +308,7 @@ impl<S: Session> Policy<S> {
                             self.unlink(&found, RemovalCause::Expired, guard, removed);
                             return;
                         }
-                        let sooner = victim
-                            .as_ref()
-                            .map_or(true, |v| (found.rank(), found.seq()) < (v.rank(), v.seq()));
+                        let sooner = victim.as_ref().map_or(true, |v| found.goes_before(v));
                         if sooner {
                             victim = Some(found);
                         }
@@ -366,7 +367,8 @@ impl<S: Session> Policy<S> {
             RemovalCause::Evicted => Stripe::bump(&stripe.cache_full),
             RemovalCause::Expired => Stripe::bump(&stripe.expired),
             RemovalCause::Removed => Stripe::bump(&stripe.removals),
-            RemovalCause::Replaced | RemovalCause::Cleared => {}
+            RemovalCause::Cleared => Stripe::bump(&stripe.cleared),
+            RemovalCause::Replaced => {}
         }
     }
 
@@ -381,16 +383,23 @@ impl<S: Session> Policy<S> {
         self.lookup(id, |found| read(found.value()))
     }
 
+    /// What every lookup starts with: the time, a pin and the hash; `None` (a miss, counted)
+    /// for an id no entry can have.
+    #[inline]
+    fn begin_lookup(&self, id: &[u8], stripe: &Stripe) -> Option<(u64, Pinned, u64)> {
+        if self.check_id(id).is_err() {
+            Stripe::bump(&stripe.misses);
+            return None;
+        }
+        Some((self.now(), self.table.pin(), self.table.hash(id)))
+    }
+
     /// Looks `id` up; a live entry is read with `read`, an expired one removed.
     fn lookup<R>(&self, id: &[u8], read: impl FnOnce(&Found<'_, S>) -> R) -> Lookup<R> {
         let stripe = self.counters.local();
-        if self.check_id(id).is_err() {
-            Stripe::bump(&stripe.misses);
+        let Some((now, guard, hash)) = self.begin_lookup(id, stripe) else {
             return Lookup::Miss;
-        }
-        let now = self.now();
-        let guard = self.table.pin();
-        let hash = self.table.hash(id);
+        };
         match self.table.find(id, hash, &guard) {
             None => {
                 Stripe::bump(&stripe.misses);
@@ -414,13 +423,9 @@ impl<S: Session> Policy<S> {
     /// Removes and returns the live entry for `id` (single use).
     pub(crate) fn take(&self, id: &[u8]) -> Lookup<Arc<S>> {
         let stripe = self.counters.local();
-        if self.check_id(id).is_err() {
-            Stripe::bump(&stripe.misses);
+        let Some((now, guard, hash)) = self.begin_lookup(id, stripe) else {
             return Lookup::Miss;
-        }
-        let now = self.now();
-        let guard = self.table.pin();
-        let hash = self.table.hash(id);
+        };
         let mut removed = Removed::new();
         let result = loop {
             let Some(found) = self.table.find(id, hash, &guard) else {

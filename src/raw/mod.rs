@@ -4,11 +4,11 @@
 //!
 //! # Layout
 //!
-//! A fixed power-of-two array of buckets. A key hashes (seeded ahash) to one bucket and lives
-//! nowhere else. A bucket points to a [`Block`]: a small array of slots (8 to start), searched
-//! linearly, or to nothing while the bucket is empty. Each slot is one word: null, or a pointer
-//! to an immutable [`Entry`] (key, hash, order, `Arc::into_raw` value) with two tag bits,
-//! `DEAD` and `FROZEN`.
+//! A power-of-two array of buckets (doubled as it fills: point 6). A key hashes (seeded ahash)
+//! to one bucket and lives nowhere else. A bucket points to a [`Block`]: a small array of slots
+//! (8 to start), searched linearly, or to nothing until its first insert. Each slot is one word
+//! — null, or a pointer to an immutable [`Entry`] (key, order, `Arc::into_raw` value) with two
+//! tag bits, `DEAD` and `FROZEN` — beside a one-byte tag of the key's hash.
 //!
 //! # Protocol
 //!
@@ -55,7 +55,6 @@
 //!    (and take a reference: the value's count stays at least 1 until its deferred release). All
 //!    expected values of a CAS are loaded under the same guard as the CAS, so their memory cannot
 //!    be reused in between (no ABA).
-//!
 //! 6. **Growth.** When the live count passes [`GROW_AT`] per bucket (an unbounded cache, or a
 //!    raised capacity), a table twice as wide is hung off the current one (`next`) and buckets
 //!    are split into it one at a time; inserts migrate a few each ([`MIGRATE_CHUNK`]) and any
@@ -166,9 +165,21 @@ impl<'g, T> Found<'g, T> {
         self.entry().rank()
     }
 
+    /// Insertion order among equal ranks, compared with wrapping arithmetic: see
+    /// [`Found::goes_before`].
     #[inline]
-    pub(crate) fn seq(&self) -> u64 {
+    fn seq(&self) -> u32 {
         self.entry().seq()
+    }
+
+    /// Whether this entry should be evicted before `other`: it expires sooner, or as soon and
+    /// was (re-)added earlier. Sequence numbers are 32 bits and wrap; two live entries are never
+    /// 2^31 inserts apart in one stripe in practice, and a wrong tie-break only reorders
+    /// entries that expire at the same instant.
+    #[inline]
+    pub(crate) fn goes_before(&self, other: &Found<'_, T>) -> bool {
+        let (a, b) = (self.rank(), other.rank());
+        a < b || (a == b && (self.seq().wrapping_sub(other.seq()) as i32) < 0)
     }
 
     #[inline]
@@ -291,6 +302,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         self.hasher.hash_one(key)
     }
 
+    /// The hash of an entry's key: recomputed (rebuilds and splits only), not stored.
+    fn entry_hash(&self, entry: &Entry<T>) -> u64 {
+        entry.with_key(|key| self.hash(key))
+    }
+
     #[inline]
     fn root<'g>(&self, guard: &'g Guard) -> &'g Table<T> {
         // SAFETY: the root is never null, and a replaced root is retired (deferred).
@@ -363,7 +379,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 return None; // the end of the claimed prefix
             }
             // SAFETY: non-null, loaded under `guard`.
-            if unsafe { word.deref() }.has_key(hash, key) {
+            if unsafe { word.deref() }.has_key(key) {
                 return Some((i, word));
             }
         }
@@ -385,7 +401,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 return Probe::Empty(i);
             }
             // SAFETY: non-null, loaded under `guard`.
-            if unsafe { word.deref() }.has_key(hash, key) {
+            if unsafe { word.deref() }.has_key(key) {
                 return Probe::Key(i, word);
             }
         }
@@ -413,7 +429,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         // below, and after publication the guard keeps it alive until we return.
         let key = key_of(unsafe { &*value });
         let tag = tag_of(hash);
-        let mut new = Owned::new(Entry::new(key, hash, rank, seq, value));
+        let mut new = Owned::new(Entry::new(key, rank, seq, value));
         self.help_grow(guard);
         loop {
             let spot = self.write_spot(hash, guard);
@@ -433,13 +449,16 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 }
                 Probe::Empty(i) => {
                     new.set_order(rank, seq);
-                    match b.slot(i).word.compare_exchange(
-                        Shared::null(),
-                        new,
-                        AcqRel,
-                        Acquire,
-                        guard,
-                    ) {
+                    #[cfg(not(session_cache_mutant = "claim_store"))]
+                    let expected = Shared::null();
+                    // Mutant (loom-tests/README.md): claim whatever is there, like a store.
+                    #[cfg(session_cache_mutant = "claim_store")]
+                    let expected = b.slot(i).word.load(Acquire, guard);
+                    match b
+                        .slot(i)
+                        .word
+                        .compare_exchange(expected, new, AcqRel, Acquire, guard)
+                    {
                         Ok(published) => {
                             b.slot(i).set_tag(tag);
                             return Insert::New(EntryId(published.as_raw() as usize));
@@ -475,8 +494,9 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 if old.rank() >= live_from {
                     // SAFETY: `old` was live under `guard`; its count is released deferred.
                     let existing = unsafe { clone_arc(old.value_ptr()) };
-                    drop(new); // never published; frees no value
-                               // SAFETY: the caller's count, never published: ours to drop.
+                    // Never published: dropping it frees the entry, not the value.
+                    drop(new);
+                    // SAFETY: the caller's count, never published: ours to drop.
                     drop(unsafe { Arc::from_raw(value) });
                     return Insert::Kept(existing);
                 }
@@ -490,11 +510,20 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 },
                 seq,
             );
-            match slot.compare_exchange(word, new, AcqRel, Acquire, guard) {
+            #[cfg(not(session_cache_mutant = "relaxed_publish"))]
+            let cas = slot.compare_exchange(word, new, AcqRel, Acquire, guard);
+            // Mutant (loom-tests/README.md): publish the replacing entry without Release.
+            #[cfg(session_cache_mutant = "relaxed_publish")]
+            let cas = slot.compare_exchange(word, new, Relaxed, Relaxed, guard);
+            match cas {
                 Ok(_) if identical => {
                     // SAFETY: two counts exist, the old entry's (now the new entry's) and the
-                    // caller's; dropping the caller's leaves at least one.
-                    unsafe { Arc::decrement_strong_count(value) };
+                    // caller's; dropping the caller's leaves at least one. (Mutant
+                    // `identical_rc`, loom-tests/README.md: keep the caller's, a leak.)
+                    #[cfg(not(session_cache_mutant = "identical_rc"))]
+                    unsafe {
+                        Arc::decrement_strong_count(value)
+                    };
                     // SAFETY: the old entry is unlinked; its count moved to the new entry.
                     unsafe { self.retire_entry(word, guard) };
                     return Insert::Identical;
@@ -504,7 +533,17 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                     // deferred past this guard.
                     let previous = unsafe { clone_arc(old.value_ptr()) };
                     // SAFETY: unlinked by our CAS; it owned one strong count.
-                    unsafe { self.retire_entry_and_value(word, guard) };
+                    #[cfg(not(session_cache_mutant = "eager_release"))]
+                    unsafe {
+                        self.retire_entry_and_value(word, guard)
+                    };
+                    // Mutant (loom-tests/README.md): release the replaced value at once, while
+                    // readers may still take it. SAFETY: none; that is the fault.
+                    #[cfg(session_cache_mutant = "eager_release")]
+                    unsafe {
+                        Arc::decrement_strong_count(old.value_ptr());
+                        self.retire_entry(word, guard);
+                    }
                     return Insert::Replaced(previous);
                 }
                 Err(e) => new = e.new,
@@ -563,8 +602,14 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         // The slot changed: the entry is gone, or its block was frozen and the entry moved to
         // a new block (same pointer). Look for it there.
         let entry = found.entry();
-        entry
-            .with_key(|key| self.remove_where(key, entry.hash(), guard, |word| word == found.entry))
+        entry.with_key(|key| {
+            #[cfg(not(session_cache_mutant = "evict_by_key"))]
+            let wanted = |word: Shared<'_, Entry<T>>| word == found.entry;
+            // Mutant (loom-tests/README.md): remove whatever now holds the key.
+            #[cfg(session_cache_mutant = "evict_by_key")]
+            let wanted = |_: Shared<'_, Entry<T>>| true;
+            self.remove_where(key, self.hash(key), guard, wanted)
+        })
     }
 
     /// Removes the live entry for `key` if its (untagged) word satisfies `wanted`.
@@ -601,8 +646,15 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         word: Shared<'_, Entry<T>>,
         guard: &Guard,
     ) -> Option<Arc<T>> {
+        #[cfg(not(session_cache_mutant = "kill_store"))]
         slot.compare_exchange(word, word.with_tag(DEAD), AcqRel, Acquire, guard)
             .ok()?;
+        // Mutant (loom-tests/README.md): store the tag instead of CASing it: two removers win.
+        #[cfg(session_cache_mutant = "kill_store")]
+        slot.store(
+            word.with_tag(DEAD),
+            crate::loom::sync::atomic::Ordering::Release,
+        );
         // SAFETY: `word` was live under `guard`; the table's count is released deferred.
         let value = unsafe { word.deref() }.value_ptr();
         // SAFETY: as above.
@@ -675,6 +727,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// A fresh block holding the live entries of the frozen `b` that `keep` accepts (by hash),
     /// sized for them.
     fn copy_live(
+        &self,
         b: &Block<T>,
         guard: &Guard,
         live: usize,
@@ -689,11 +742,14 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         let mut j = 0;
         for slot in b.slots() {
             let word = slot.word.load(Acquire, guard);
+            // Mutant (loom-tests/README.md): copy dead entries as live.
+            #[cfg(session_cache_mutant = "copy_dead")]
+            let word = word.with_tag(0);
             if word.is_null() || word.tag() & DEAD != 0 {
                 continue;
             }
             // SAFETY: non-null, loaded under `guard`.
-            let hash = unsafe { word.deref() }.hash();
+            let hash = self.entry_hash(unsafe { word.deref() });
             if keep(hash) && j < width {
                 // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
                 nb.slot(j).word.store(word.with_tag(0), Relaxed);
@@ -715,7 +771,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         let Some(b) = spot.block() else { return };
         let live = Self::freeze(b, guard);
         // Never null: a bucket that had a block keeps one (module docs, point 6).
-        let fresh = Self::copy_live(b, guard, live, |_| true).into_shared(guard);
+        let fresh = self.copy_live(b, guard, live, |_| true).into_shared(guard);
         match spot
             .bucket()
             .compare_exchange(spot.word, fresh, AcqRel, Acquire, guard)
@@ -794,10 +850,12 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                         .filter(|s| {
                             let w = s.word.load(Acquire, guard);
                             // SAFETY: non-null words were loaded under `guard`.
-                            !w.is_null() && w.tag() & DEAD == 0 && mine(unsafe { w.deref() }.hash())
+                            !w.is_null()
+                                && w.tag() & DEAD == 0
+                                && mine(self.entry_hash(unsafe { w.deref() }))
                         })
                         .count();
-                    Self::copy_live(b, guard, live, mine)
+                    self.copy_live(b, guard, live, mine)
                 }
                 None => new_block(BLOCK_WIDTH),
             };
