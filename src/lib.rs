@@ -46,7 +46,7 @@
 //! - **Reclamation.** Every `Arc` the cache took is released exactly once — on replace, remove,
 //!   take, eviction, expiry, `clear`, or when the cache is dropped — through deferred
 //!   reclamation (crossbeam-epoch), never while a reader that found it may still use it. Each
-//!   thread hands its deferred releases to the collector every 4 unlinks, so a removed
+//!   thread hands its deferred releases to the collector every 16 unlinks, so a removed
 //!   session is dropped within 64 further operations of the thread that unlinked it (asserted
 //!   by `tests/release_delay.rs`); [`flush_deferred`] forces it, e.g. on a thread that only
 //!   reads.
