@@ -44,7 +44,7 @@ const SWEEP_EVERY: u64 = 4;
 #[cfg(not(session_cache_loom))]
 const UNBOUNDED_BUCKETS: usize = 256;
 #[cfg(session_cache_loom)]
-const UNBOUNDED_BUCKETS: usize = 2;
+const UNBOUNDED_BUCKETS: usize = 1;
 /// Expected live entries per bucket at capacity: half a fresh block, leaving room for churn.
 const ENTRIES_PER_BUCKET: usize = 4;
 /// The most buckets a cache starts with (512 KiB of bucket words): a larger capacity is reached
