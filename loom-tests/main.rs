@@ -25,6 +25,11 @@
 #![allow(missing_docs)]
 
 mod models;
+// Exact release totals over all executions (also on the real collector), same-id races and the
+// bucket-array doubling (table growth), from the core's first models.
+mod same_id;
+mod support;
+mod table_growth;
 
 use session_cache::{ManualClock, RemovalCause, Session, SessionCache};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};

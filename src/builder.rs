@@ -106,10 +106,10 @@ impl<S: Session> Builder<S> {
         self
     }
 
-    /// The longest id accepted, in bytes (at least 1). Default 4096. Longer ids are refused by
-    /// `add` and are misses for lookups.
+    /// The longest id accepted, in bytes (clamped to 1 ..= `u32::MAX`). Default 4096. Longer
+    /// ids are refused by `add` and are misses for lookups.
     pub fn max_id_len(mut self, n: usize) -> Self {
-        self.max_id_len = n.max(1);
+        self.max_id_len = n.clamp(1, u32::MAX as usize);
         self
     }
 

@@ -83,6 +83,29 @@ impl<S: Session> SessionCache<S> {
         self.policy.insert(session, refresh)
     }
 
+    /// Returns the live session cached under `session.id()`, or, when there is none (or only an
+    /// expired one), caches `session` and returns it. Never replaces a live entry: of any number
+    /// of racing `get_or_add`s of one id, all get the same session. Counts as an insert when it
+    /// inserts, and nothing otherwise; `session` is dropped when another is returned.
+    ///
+    /// ```
+    /// use session_cache::{Session, SessionCache};
+    /// use std::sync::Arc;
+    ///
+    /// struct Peer { name: Vec<u8> }
+    /// impl Session for Peer {
+    ///     fn id(&self) -> &[u8] { &self.name }
+    /// }
+    ///
+    /// let cache = SessionCache::new();
+    /// let first = cache.get_or_add(Arc::new(Peer { name: b"example.com".to_vec() })).unwrap();
+    /// let again = cache.get_or_add(Arc::new(Peer { name: b"example.com".to_vec() })).unwrap();
+    /// assert!(Arc::ptr_eq(&first, &again));
+    /// ```
+    pub fn get_or_add(&self, session: Arc<S>) -> Result<Arc<S>, AddError> {
+        self.policy.get_or_insert(session)
+    }
+
     /// Removes whatever is cached under `session.id()` (`SSL_CTX_remove_session`); `true` if
     /// something was. Removal is by id: the cached object need not be `session`. `session` is
     /// marked not resumable either way (unless its id is empty, as OpenSSL). Of any number of
@@ -174,36 +197,42 @@ impl<S: Session> SessionCache<S> {
 
     /// The most entries the cache holds; 0 means unbounded.
     pub fn capacity(&self) -> usize {
-        self.policy.settings().capacity
+        self.policy.capacity()
     }
 
     /// Sets the capacity (`SSL_CTX_sess_set_cache_size`) and returns the previous one. A
     /// smaller capacity takes effect at the next insert of a new id, which evicts down to it.
-    /// The bucket array keeps the size chosen at build time: raising the capacity far above it
-    /// works but lengthens scans.
+    /// A larger one lets the bucket array double, one bucket at a time, as entries arrive.
     pub fn set_capacity(&self, n: usize) -> usize {
-        self.policy.update(|s| s.capacity = n).capacity
+        self.policy.set_capacity(n)
     }
 
     /// The lifetime given to sessions without their own.
     pub fn timeout(&self) -> Duration {
-        self.policy.settings().timeout
+        self.policy.timeout()
     }
 
     /// Sets the timeout for sessions added from now on (`SSL_CTX_set_timeout`); returns the
     /// previous one.
     pub fn set_timeout(&self, t: Duration) -> Duration {
-        self.policy.update(|s| s.timeout = t).timeout
+        self.policy.set_timeout(t)
     }
 
     /// The mode bits.
     pub fn mode(&self) -> CacheMode {
-        self.policy.settings().mode
+        self.policy.mode()
     }
 
     /// Sets the mode bits (`SSL_CTX_set_session_cache_mode`); returns the previous ones.
     pub fn set_mode(&self, mode: CacheMode) -> CacheMode {
-        self.policy.update(|s| s.mode = mode).mode
+        self.policy.set_mode(mode)
+    }
+
+    /// The number of buckets of the table now (it doubles as an unbounded cache fills). For
+    /// tests and diagnostics; not part of the stable API.
+    #[doc(hidden)]
+    pub fn bucket_count(&self) -> usize {
+        self.policy.bucket_count()
     }
 
     /// The longest id accepted.

@@ -21,11 +21,19 @@ pub trait Clock: Send + Sync + 'static {
 /// value the kernel updates every tick, 1 to 4 ms): session timeouts are seconds or more, so a
 /// tick of slack does not matter, while a precise clock read would cost more than the lookup it
 /// guards. Elsewhere it uses [`std::time::Instant`].
+///
+/// (In the crate's loom builds it stands still at zero: loom replays each execution and needs
+/// every branch to repeat. Models that need time use [`ManualClock`].)
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MonotonicClock;
 
 impl Clock for MonotonicClock {
-    #[cfg(target_os = "linux")]
+    #[cfg(session_cache_loom)]
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+
+    #[cfg(all(target_os = "linux", not(session_cache_loom)))]
     #[inline]
     fn now(&self) -> Duration {
         let mut ts = libc::timespec {
@@ -38,7 +46,7 @@ impl Clock for MonotonicClock {
         Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
     }
 
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(any(target_os = "linux", session_cache_loom)))]
     fn now(&self) -> Duration {
         static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         ORIGIN.get_or_init(std::time::Instant::now).elapsed()

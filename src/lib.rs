@@ -46,8 +46,10 @@
 //! - **Reclamation.** Every `Arc` the cache took is released exactly once — on replace, remove,
 //!   take, eviction, expiry, `clear`, or when the cache is dropped — through deferred
 //!   reclamation (crossbeam-epoch), never while a reader that found it may still use it. Each
-//!   thread hands its deferred releases to the collector every 16 unlinks, so a removed
-//!   session is normally dropped within a few dozen operations; [`flush_deferred`] forces it.
+//!   thread hands its deferred releases to the collector every 4 unlinks, so a removed
+//!   session is dropped within 64 further operations of the thread that unlinked it (asserted
+//!   by `tests/release_delay.rs`); [`flush_deferred`] forces it, e.g. on a thread that only
+//!   reads.
 //! - **Callbacks** run after the operation took effect, never while the thread is pinned. A
 //!   panicking callback cannot corrupt the cache: the other callbacks of the operation still run,
 //!   then the panic continues in the caller.
@@ -60,7 +62,7 @@
 //!   (CVE-2024-2511).
 //! - Default timeout 300 s, as OpenSSL's manual says; its 3.0 code uses 7200 s.
 //! - In tables beyond 64 capacity the eviction victim is the soonest-expiring of a sample of
-//!   about ten entries, not of all entries.
+//!   about five entries, not of all entries.
 //! - `on_remove` also reports replacements and takes (with their cause), and is not called for
 //!   a `remove` that found nothing.
 //! - `remove` marks its argument not resumable, as OpenSSL; the cached object it removes, if it
@@ -71,6 +73,8 @@
 mod builder;
 mod cache;
 mod clock;
+#[cfg(any(feature = "rustls", feature = "openssl"))]
+pub mod integrations;
 mod loom;
 mod mode;
 mod policy;
@@ -86,3 +90,8 @@ pub use mode::CacheMode;
 pub use reclaim::flush_deferred;
 pub use session::Session;
 pub use stats::{AddError, Added, RemovalCause, Stats};
+
+/// The README's examples, compiled and run as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -25,8 +25,14 @@ pub struct Stats {
     pub replacements: u64,
     /// Entries removed by `remove`, `remove_id` or `take`.
     pub removals: u64,
-    /// Entries removed because they expired (by a lookup, the sweep or `flush_expired`).
+    /// Entries removed because they expired (by a lookup, the sweep, `flush_expired`, or an
+    /// expired entry that `get_or_add` replaced).
     pub expired: u64,
+    /// Entries removed by `clear`.
+    ///
+    /// Every entry leaves through exactly one of `removals`, `cache_full`, `expired` and
+    /// `cleared`, so at rest `entries == inserts - removals - cache_full - expired - cleared`.
+    pub cleared: u64,
 }
 
 /// Why an entry left the cache, as reported to the `on_remove` callback.

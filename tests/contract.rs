@@ -11,6 +11,16 @@ use session_cache::{AddError, Added, CacheMode, ManualClock, RemovalCause, Sessi
 
 type Cache = SessionCache<common::TestSession>;
 
+/// `n` normally; under Miri (about a million times slower) a smaller count that still crosses
+/// the thresholds the test is about.
+fn scaled(n: u64, under_miri: u64) -> u64 {
+    if cfg!(miri) {
+        under_miri
+    } else {
+        n
+    }
+}
+
 fn manual(capacity: usize) -> (Cache, ManualClock, RemovalLog) {
     let clock = ManualClock::new();
     let log = RemovalLog::default();
@@ -270,12 +280,13 @@ fn capacity_one_and_zero() {
         assert!(one.contains(&id(i)));
     }
     let (unbounded, _, _) = manual(0);
-    for i in 0..5000 {
+    let n = scaled(5000, 300);
+    for i in 0..n {
         unbounded.add(t.session(&id(i)));
     }
-    assert_eq!(unbounded.len(), 5000);
+    assert_eq!(unbounded.len() as u64, n);
     assert_eq!(unbounded.stats().cache_full, 0);
-    for i in 0..5000 {
+    for i in 0..n {
         assert!(unbounded.contains(&id(i)));
     }
     drop((one, unbounded));
@@ -552,6 +563,12 @@ fn every_path_releases_each_arc_exactly_once() {
             }
             assert!(cache.len() <= 8);
         }
+        let st = cache.stats();
+        assert_eq!(
+            st.inserts - st.removals - st.cache_full - st.expired - st.cleared,
+            cache.len() as u64,
+            "every entry left through exactly one counted exit: {st:?}"
+        );
         // Whatever the cache still holds, it holds once.
         for s in &keep {
             let cached = cache
@@ -569,7 +586,7 @@ fn churn_of_fresh_ids_keeps_memory_bounded() {
     // Every connection brings a fresh id, then it is removed: dead slots must be recycled.
     let t = Tracker::new();
     let cache = Cache::builder().capacity(64).build();
-    for i in 0..200_000u64 {
+    for i in 0..scaled(200_000, 500) {
         let s = t.session(&id(i));
         assert!(cache.add(s.clone()));
         assert!(cache.remove(&s));
@@ -586,4 +603,117 @@ fn cache_is_send_sync_default_debug() {
     let cache = Cache::new();
     let shown = format!("{cache:?}");
     assert!(shown.contains("capacity: 20480"), "{shown}");
+}
+
+#[test]
+fn an_unbounded_cache_grows_its_bucket_array() {
+    let t = Tracker::new();
+    let cache = Cache::builder().capacity(0).build();
+    let before = cache.bucket_count();
+    // Past 8 entries per starting bucket the array doubles (under Miri: once or twice).
+    let n = scaled(100_000, 3_000);
+    for i in 0..n {
+        assert!(cache.add(t.session(&id(i))));
+    }
+    assert_eq!(cache.len() as u64, n);
+    assert!(
+        cache.bucket_count() > before,
+        "the bucket array did not grow"
+    );
+    assert!(
+        cache.bucket_count() as u64 >= n / 16,
+        "the bucket array grew from {before} to only {}",
+        cache.bucket_count()
+    );
+    for i in 0..n {
+        assert!(cache.contains(&id(i)), "id {i} lost in growth");
+    }
+    for i in (0..n).step_by(2) {
+        assert!(cache.remove_id(&id(i)));
+    }
+    assert_eq!(cache.len() as u64, n / 2);
+    assert_eq!(cache.flush_expired(), 0);
+    cache.clear();
+    assert_eq!(cache.len(), 0);
+    assert!((0..n).all(|i| !cache.contains(&id(i))));
+    drop(cache);
+    t.assert_all_released();
+}
+
+#[test]
+fn raising_the_capacity_lets_the_table_grow() {
+    let t = Tracker::new();
+    let cache = Cache::builder().capacity(64).build();
+    let small = cache.bucket_count();
+    let n = scaled(50_000, 2_000);
+    cache.set_capacity(n as usize);
+    for i in 0..n {
+        cache.add(t.session(&id(i)));
+    }
+    assert_eq!(cache.len() as u64, n);
+    assert!(cache.bucket_count() > small * 8);
+    assert!((0..n).all(|i| cache.contains(&id(i))));
+}
+
+#[test]
+fn get_or_add_never_replaces_a_live_entry() {
+    let t = Tracker::new();
+    let (cache, clock, log) = manual(10);
+    let first = t.session(&id(1));
+    let got = cache.get_or_add(first.clone()).unwrap();
+    assert!(Arc::ptr_eq(&got, &first), "absent: inserted and returned");
+    drop(got);
+    let second = t.session(&id(1));
+    let got = cache.get_or_add(second.clone()).unwrap();
+    assert!(
+        Arc::ptr_eq(&got, &first),
+        "live: the cached one is returned"
+    );
+    drop(got);
+    assert_refs(&second, 1); // dropped, never cached
+    assert_refs(&first, 2);
+    assert_eq!(cache.stats().inserts, 1);
+    // The very same object: returned, no change.
+    assert!(Arc::ptr_eq(
+        &cache.get_or_add(first.clone()).unwrap(),
+        &first
+    ));
+    assert_refs(&first, 2);
+    // Expired: replaced, and the old one reported as expired.
+    clock.advance(Duration::from_secs(101));
+    let third = t.session(&id(1));
+    let got = cache.get_or_add(third.clone()).unwrap();
+    assert!(Arc::ptr_eq(&got, &third));
+    assert_eq!(log.take(), vec![(first.serial, RemovalCause::Expired)]);
+    assert!(!first.is_resumable());
+    let st = cache.stats();
+    assert_eq!(
+        (st.inserts, st.expired, st.replacements, st.entries),
+        (2, 1, 0, 1)
+    );
+    assert_eq!(
+        cache.get_or_add(t.session(b"")).err(),
+        Some(AddError::EmptyId)
+    );
+    drop((got, cache));
+    drop((first, second, third));
+    t.assert_all_released();
+}
+
+#[test]
+fn extreme_settings_are_accepted_without_panicking() {
+    let t = Tracker::new();
+    let huge = Cache::builder()
+        .capacity(usize::MAX)
+        .timeout(Duration::MAX)
+        .max_id_len(usize::MAX)
+        .build();
+    assert!(huge.max_id_len() <= u32::MAX as usize);
+    assert!(huge.add(t.session(&id(1))));
+    assert!(huge.contains(&id(1)));
+    assert_eq!(huge.set_capacity(0), usize::MAX);
+    let tiny = Cache::builder().max_id_len(0).build();
+    assert_eq!(tiny.max_id_len(), 1);
+    assert!(tiny.add(t.session(b"x")));
+    assert!(!tiny.add(t.session(b"xy")));
 }

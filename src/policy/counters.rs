@@ -22,6 +22,7 @@ pub(crate) struct Stripe {
     pub(crate) replacements: AtomicU64,
     pub(crate) removals: AtomicU64,
     pub(crate) expired: AtomicU64,
+    pub(crate) cleared: AtomicU64,
     /// Insertion order within this stripe: the eviction tie-break.
     pub(crate) seq: AtomicU64,
     /// Where this stripe's eviction and sweeping hand points next (a bucket index).
@@ -41,6 +42,7 @@ impl Stripe {
             replacements: AtomicU64::new(0),
             removals: AtomicU64::new(0),
             expired: AtomicU64::new(0),
+            cleared: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             // Spread the hands so threads sample different buckets.
             hand: AtomicUsize::new(index.wrapping_mul(0x9E37_79B9)),
@@ -110,6 +112,7 @@ impl Counters {
             replacements: sum(|s| &s.replacements),
             removals: sum(|s| &s.removals),
             expired: sum(|s| &s.expired),
+            cleared: sum(|s| &s.cleared),
         }
     }
 }

@@ -1,51 +1,84 @@
-//! A block: the slots of one bucket, plus one-byte hash tags that let a scan skip most slots
-//! without touching their entries.
+//! A block: the slots of one bucket, in one allocation. Each slot is the entry word and a
+//! one-byte hash tag that lets a scan skip the slot without touching its entry; both sit in
+//! the same cache line.
+
+use core::mem::MaybeUninit;
 
 use crate::loom::sync::atomic::{AtomicU8, Ordering};
-use crate::reclaim::Atomic;
+use crate::reclaim::{Atomic, Owned};
 
 use super::entry::Entry;
 
-/// The slots of one bucket. Blocks are replaced whole, never resized in place.
-pub(crate) struct Block<T> {
-    /// `tags[i]` is 0 until the claimer of slot `i` writes the tag of its key's hash. A slot's
-    /// key never changes within a block, so any non-zero tag is correct forever; a zero tag only
-    /// means "look at the entry".
-    tags: Box<[AtomicU8]>,
-    pub(crate) slots: Box<[Atomic<Entry<T>>]>,
+/// One slot: a word pointing to an entry (tagged `DEAD` / `FROZEN`), and the tag of its key.
+pub(crate) struct Slot<T> {
+    pub(crate) word: Atomic<Entry<T>>,
+    /// 0 until the claimer of the slot writes the tag of its key's hash. A slot's key never
+    /// changes within a block, so any non-zero tag is correct forever; a zero tag only means
+    /// "look at the entry".
+    tag: AtomicU8,
+}
+
+impl<T> Slot<T> {
+    /// False only if the slot is claimed by a key whose hash has another tag.
+    #[inline]
+    pub(crate) fn may_hold(&self, tag: u8) -> bool {
+        // Relaxed: a tag is a hint, confirmed against the full key whenever it does not rule
+        // the slot out; a stale 0 only costs that comparison.
+        let t = self.tag.load(Ordering::Relaxed);
+        t == 0 || t == tag
+    }
+
+    #[inline]
+    pub(crate) fn set_tag(&self, tag: u8) {
+        // Relaxed: see `may_hold`; the value written is right for this slot forever.
+        self.tag.store(tag, Ordering::Relaxed);
+    }
+}
+
+/// The slots of one bucket: one allocation (crossbeam's array `Pointable`: length, then the
+/// slots). Blocks are replaced whole, never resized in place.
+pub(crate) type Block<T> = [MaybeUninit<Slot<T>>];
+
+/// A block of `width` empty slots.
+pub(crate) fn new_block<T>(width: usize) -> Owned<Block<T>> {
+    let mut block = Owned::<Block<T>>::init(width);
+    for slot in block.iter_mut() {
+        slot.write(Slot {
+            word: Atomic::null(),
+            tag: AtomicU8::new(0),
+        });
+    }
+    block
+}
+
+/// Access to the (always initialised) slots of a block.
+pub(crate) trait Slots<T> {
+    fn slot(&self, i: usize) -> &Slot<T>;
+    fn slots<'a>(&'a self) -> impl Iterator<Item = &'a Slot<T>>
+    where
+        T: 'a;
+}
+
+impl<T> Slots<T> for Block<T> {
+    #[inline]
+    fn slot(&self, i: usize) -> &Slot<T> {
+        // SAFETY: `new_block` initialises every slot before the block is shared, and blocks
+        // are made nowhere else.
+        unsafe { self[i].assume_init_ref() }
+    }
+
+    #[inline]
+    fn slots<'a>(&'a self) -> impl Iterator<Item = &'a Slot<T>>
+    where
+        T: 'a,
+    {
+        // SAFETY: as in `slot`.
+        self.iter().map(|s| unsafe { s.assume_init_ref() })
+    }
 }
 
 /// The tag of a hash: its top bits, never 0. The bucket index uses the low bits.
 #[inline]
 pub(crate) fn tag_of(hash: u64) -> u8 {
     ((hash >> 56) as u8) | 1
-}
-
-impl<T> Block<T> {
-    pub(crate) fn new(width: usize) -> Self {
-        Block {
-            tags: (0..width).map(|_| AtomicU8::new(0)).collect(),
-            slots: (0..width).map(|_| Atomic::null()).collect(),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn width(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// False only if slot `i` is claimed by a key whose hash has another tag.
-    #[inline]
-    pub(crate) fn may_hold(&self, i: usize, tag: u8) -> bool {
-        // Relaxed: a tag is a hint, confirmed against the full key whenever it does not rule
-        // the slot out; a stale 0 only costs that comparison.
-        let t = self.tags[i].load(Ordering::Relaxed);
-        t == 0 || t == tag
-    }
-
-    #[inline]
-    pub(crate) fn set_tag(&self, i: usize, tag: u8) {
-        // Relaxed: see `may_hold`; the value written is right for this slot forever.
-        self.tags[i].store(tag, Ordering::Relaxed);
-    }
 }

@@ -13,45 +13,53 @@ pub(crate) const DEAD: usize = 0b01;
 /// Tag bit on a slot word: the block is being rebuilt; no CAS may succeed on this slot again.
 pub(crate) const FROZEN: usize = 0b10;
 
-/// The key bytes, stored inline when short.
-enum Key {
-    Inline { len: u8, bytes: [u8; INLINE_KEY] },
-    Heap(Box<[u8]>),
+/// The key's bytes when they fit, else the pointer to a heap copy. A union rather than bytes
+/// holding an address, so the pointer keeps its provenance.
+union KeyBytes {
+    inline: [u8; INLINE_KEY],
+    heap: *mut u8,
 }
 
-impl Key {
-    fn new(key: &[u8]) -> Self {
-        if key.len() <= INLINE_KEY {
-            let mut bytes = [0; INLINE_KEY];
-            bytes[..key.len()].copy_from_slice(key);
-            Key::Inline {
-                len: key.len() as u8,
-                bytes,
-            }
-        } else {
-            Key::Heap(key.into())
-        }
-    }
-
-    #[inline]
-    fn as_bytes(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, bytes } => &bytes[..*len as usize],
-            Key::Heap(bytes) => bytes,
-        }
-    }
-}
-
+/// Packed so that an entry with its key is 56 bytes (one 64-byte malloc chunk): the key's
+/// length sits beside `seq`, and the hash is not stored (the slot's tag already filters lookups,
+/// and the rare paths that need it, rebuilds and splits, recompute it).
 struct EntryData<T> {
-    hash: u64,
     /// Opaque order for eviction: smaller goes first. The policy stores the expiry instant.
     rank: u64,
-    /// Tie-break among equal ranks: smaller was (re-)added earlier.
-    seq: u64,
     /// From `Arc::into_raw`. Whether this entry owns a strong count is the table's business
     /// (see the ownership rules in `raw/mod.rs`); dropping an `Entry` never touches it.
     value: *const T,
-    key: Key,
+    /// Tie-break among equal ranks: smaller was (re-)added earlier (wrapping).
+    seq: u32,
+    key_len: u32,
+    key: KeyBytes,
+}
+
+impl<T> EntryData<T> {
+    #[inline]
+    fn key(&self) -> &[u8] {
+        let len = self.key_len as usize;
+        if len <= INLINE_KEY {
+            // SAFETY: short keys are stored in `inline` (see `Entry::new`).
+            unsafe { &self.key.inline[..len] }
+        } else {
+            // SAFETY: long keys are a live `Box<[u8]>` of `len` bytes at `heap`, freed only by
+            // `drop`.
+            unsafe { core::slice::from_raw_parts(self.key.heap, len) }
+        }
+    }
+}
+
+impl<T> Drop for EntryData<T> {
+    fn drop(&mut self) {
+        let len = self.key_len as usize;
+        if len > INLINE_KEY {
+            // SAFETY: made by `Box::into_raw` in `Entry::new`, dropped once, here.
+            let heap = core::ptr::slice_from_raw_parts_mut(unsafe { self.key.heap }, len);
+            // SAFETY: as above.
+            drop(unsafe { Box::from_raw(heap) });
+        }
+    }
 }
 
 /// A cached value, its key and its order. Published into a slot by CAS and never changed after
@@ -62,14 +70,24 @@ pub(crate) struct Entry<T> {
 }
 
 impl<T> Entry<T> {
-    pub(crate) fn new(key: &[u8], hash: u64, rank: u64, seq: u64, value: *const T) -> Self {
+    pub(crate) fn new(key: &[u8], rank: u64, seq: u64, value: *const T) -> Self {
+        let key_len = u32::try_from(key.len()).expect("ids are limited far below 4 GiB");
+        let key = if key.len() <= INLINE_KEY {
+            let mut inline = [0; INLINE_KEY];
+            inline[..key.len()].copy_from_slice(key);
+            KeyBytes { inline }
+        } else {
+            KeyBytes {
+                heap: Box::into_raw(Box::<[u8]>::from(key)).cast::<u8>(),
+            }
+        };
         Entry {
             data: UnsafeCell::new(EntryData {
-                hash,
                 rank,
-                seq,
                 value,
-                key: Key::new(key),
+                seq: seq as u32,
+                key_len,
+                key,
             }),
         }
     }
@@ -82,17 +100,13 @@ impl<T> Entry<T> {
     }
 
     #[inline]
-    pub(crate) fn hash(&self) -> u64 {
-        self.read(|d| d.hash)
-    }
-
-    #[inline]
     pub(crate) fn rank(&self) -> u64 {
         self.read(|d| d.rank)
     }
 
+    /// The insertion order, comparable with wrapping arithmetic (see `sooner`).
     #[inline]
-    pub(crate) fn seq(&self) -> u64 {
+    pub(crate) fn seq(&self) -> u32 {
         self.read(|d| d.seq)
     }
 
@@ -102,13 +116,13 @@ impl<T> Entry<T> {
     }
 
     #[inline]
-    pub(crate) fn has_key(&self, hash: u64, key: &[u8]) -> bool {
-        self.read(|d| d.hash == hash && d.key.as_bytes() == key)
+    pub(crate) fn has_key(&self, key: &[u8]) -> bool {
+        self.read(|d| d.key() == key)
     }
 
     #[inline]
     pub(crate) fn with_key<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
-        self.read(|d| f(d.key.as_bytes()))
+        self.read(|d| f(d.key()))
     }
 
     /// Sets the order of an entry not yet published.
@@ -116,10 +130,14 @@ impl<T> Entry<T> {
         // SAFETY: `&mut self`: the entry is not shared yet.
         self.data.with_mut(|d| unsafe {
             (*d).rank = rank;
-            (*d).seq = seq;
+            (*d).seq = seq as u32;
         })
     }
 }
+
+// The point of the packing: one 64-byte malloc chunk per entry on 64-bit targets.
+#[cfg(all(target_pointer_width = "64", not(session_cache_loom)))]
+const _: () = assert!(size_of::<Entry<()>>() == 56);
 
 /// Returns a new strong reference to the value behind `ptr`.
 ///

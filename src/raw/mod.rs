@@ -4,11 +4,11 @@
 //!
 //! # Layout
 //!
-//! A fixed power-of-two array of buckets. A key hashes (seeded ahash) to one bucket and lives
-//! nowhere else. A bucket points to a [`Block`]: a small array of slots (8 to start), searched
-//! linearly, or to nothing while the bucket is empty. Each slot is one word: null, or a pointer
-//! to an immutable [`Entry`] (key, hash, order, `Arc::into_raw` value) with two tag bits,
-//! `DEAD` and `FROZEN`.
+//! A power-of-two array of buckets (doubled as it fills: point 6). A key hashes (seeded ahash)
+//! to one bucket and lives nowhere else. A bucket points to a [`Block`]: a small array of slots
+//! (8 to start), searched linearly, or to nothing until its first insert. Each slot is one word
+//! — null, or a pointer to an immutable [`Entry`] (key, order, `Arc::into_raw` value) with two
+//! tag bits, `DEAD` and `FROZEN` — beside a one-byte tag of the key's hash.
 //!
 //! # Protocol
 //!
@@ -55,6 +55,20 @@
 //!    (and take a reference: the value's count stays at least 1 until its deferred release). All
 //!    expected values of a CAS are loaded under the same guard as the CAS, so their memory cannot
 //!    be reused in between (no ABA).
+//! 6. **Growth.** When the live count passes [`GROW_AT`] per bucket (an unbounded cache, or a
+//!    raised capacity), a table twice as wide is hung off the current one (`next`) and buckets
+//!    are split into it one at a time; inserts migrate a few each ([`MIGRATE_CHUNK`]) and any
+//!    writer that touches a bucket of a growing table migrates that bucket first. A split
+//!    (i) CASes the bucket word to `MIGRATING` (from then on it can only become `MOVED`, so no
+//!    rebuild can swing it again), (ii) freezes the block, (iii) builds the two children
+//!    (buckets `i` and `i + n` of the next table) from the frozen entries and CASes each in from
+//!    null — every helper builds the same children, losers drop theirs — and (iv) CASes the
+//!    word to `MOVED`. Writers reach a child only through a `MOVED` parent, so nothing is written
+//!    to a child before its content is complete, and a child is never null again (a rebuild
+//!    installs an empty block rather than null), so a late helper cannot resurrect old
+//!    content. Readers follow `MOVED` words to the next table; a `MIGRATING` block is still the
+//!    current state of its keys (point 3). The thread that moves the last bucket makes the next
+//!    table the root. No operation ever copies more than one bucket.
 //!
 //! # Orderings
 //!
@@ -68,10 +82,11 @@ mod entry;
 use core::marker::PhantomData;
 use std::sync::Arc;
 
+use crate::loom::sync::atomic::AtomicUsize;
 use crate::loom::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
-use crate::reclaim::{Atomic, Guard, Owned, Pinned, Reclaimer, Shared};
+use crate::reclaim::{Atomic, Guard, Owned, Pinned, Pointer, Reclaimer, Shared};
 
-use self::block::{tag_of, Block};
+use self::block::{new_block, tag_of, Block, Slots};
 pub(crate) use self::entry::clone_arc;
 use self::entry::{Entry, DEAD, FROZEN};
 
@@ -90,6 +105,18 @@ pub(crate) enum Insert<T> {
     /// That very value (`Arc::ptr_eq`) was cached: its order was refreshed, and the caller's
     /// reference dropped.
     Identical,
+    /// [`OnExisting::KeepLive`]: a live value was cached and kept; here is a reference to it.
+    /// The caller's value was dropped, never published.
+    Kept(Arc<T>),
+}
+
+/// What [`RawTable::insert`] does when the key already has a live entry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum OnExisting {
+    /// Replace it (an identical value: refresh its order; its rank too if `refresh_rank`).
+    Replace { refresh_rank: bool },
+    /// Keep it if its rank is at least `live_from` (not expired), else replace it.
+    KeepLive { live_from: u64 },
 }
 
 /// Where an entry stands for eviction: smaller `rank` goes first, then smaller `seq`.
@@ -138,9 +165,21 @@ impl<'g, T> Found<'g, T> {
         self.entry().rank()
     }
 
+    /// Insertion order among equal ranks, compared with wrapping arithmetic: see
+    /// [`Found::goes_before`].
     #[inline]
-    pub(crate) fn seq(&self) -> u64 {
+    fn seq(&self) -> u32 {
         self.entry().seq()
+    }
+
+    /// Whether this entry should be evicted before `other`: it expires sooner, or as soon and
+    /// was (re-)added earlier. Sequence numbers are 32 bits and wrap; two live entries are never
+    /// 2^31 inserts apart in one stripe in practice, and a wrong tie-break only reorders
+    /// entries that expire at the same instant.
+    #[inline]
+    pub(crate) fn goes_before(&self, other: &Found<'_, T>) -> bool {
+        let (a, b) = (self.rank(), other.rank());
+        a < b || (a == b && (self.seq().wrapping_sub(other.seq()) as i32) < 0)
     }
 
     #[inline]
@@ -148,6 +187,19 @@ impl<'g, T> Found<'g, T> {
         EntryId(self.entry.as_raw() as usize)
     }
 }
+
+/// Tag bit on a bucket word: the bucket is being split into the next table.
+const MIGRATING: usize = 0b01;
+/// Tag bit on a bucket word (with a null pointer): the bucket's keys live in the next table.
+const MOVED: usize = 0b10;
+
+/// Average live entries per bucket above which the bucket array doubles.
+#[cfg(not(session_cache_loom))]
+pub(crate) const GROW_AT: usize = 8;
+#[cfg(session_cache_loom)]
+pub(crate) const GROW_AT: usize = 1;
+/// Buckets an insert migrates while a table grows.
+const MIGRATE_CHUNK: usize = 8;
 
 /// Where a key stands in a block, for a writer.
 enum Probe<'g, T> {
@@ -161,10 +213,51 @@ enum Probe<'g, T> {
     Full,
 }
 
-/// The lock-free table. See the module docs for the protocol.
-pub(crate) struct RawTable<T> {
+/// One generation of the bucket array.
+struct Table<T> {
     buckets: Box<[Atomic<Block<T>>]>,
     mask: usize,
+    /// The table twice as wide that this one's buckets are moving to, while growing.
+    next: Atomic<Table<T>>,
+    /// The next bucket index to hand out to a migrating insert.
+    claimed: AtomicUsize,
+    /// Buckets whose word is `MOVED`.
+    moved: AtomicUsize,
+}
+
+impl<T> Table<T> {
+    fn new(n: usize) -> Self {
+        Table {
+            buckets: (0..n).map(|_| Atomic::null()).collect(),
+            mask: n - 1,
+            next: Atomic::null(),
+            claimed: AtomicUsize::new(0),
+            moved: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// A bucket as a writer found it: its table, index and word.
+struct Spot<'g, T> {
+    table: &'g Table<T>,
+    index: usize,
+    word: Shared<'g, Block<T>>,
+}
+
+impl<'g, T> Spot<'g, T> {
+    fn bucket(&self) -> &'g Atomic<Block<T>> {
+        &self.table.buckets[self.index]
+    }
+
+    fn block(&self) -> Option<&'g Block<T>> {
+        // SAFETY: loaded under the guard `'g`; blocks are freed only by deferred reclamation.
+        unsafe { self.word.with_tag(0).as_ref() }
+    }
+}
+
+/// The lock-free table. See the module docs for the protocol.
+pub(crate) struct RawTable<T> {
+    root: Atomic<Table<T>>,
     hasher: ahash::RandomState,
     reclaim: Reclaimer,
     _owns: PhantomData<Arc<T>>,
@@ -178,9 +271,7 @@ unsafe impl<T: Send + Sync> Sync for RawTable<T> {}
 
 impl<T> core::fmt::Debug for RawTable<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("RawTable")
-            .field("buckets", &self.buckets.len())
-            .finish_non_exhaustive()
+        f.debug_struct("RawTable").finish_non_exhaustive()
     }
 }
 
@@ -194,8 +285,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         #[cfg(not(session_cache_loom))]
         let hasher = ahash::RandomState::new();
         RawTable {
-            buckets: (0..n).map(|_| Atomic::null()).collect(),
-            mask: n - 1,
+            root: Atomic::new(Table::new(n)),
             hasher,
             reclaim: Reclaimer::new(),
             _owns: PhantomData,
@@ -212,28 +302,60 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         self.hasher.hash_one(key)
     }
 
-    #[inline]
-    pub(crate) fn bucket_count(&self) -> usize {
-        self.buckets.len()
+    /// The hash of an entry's key: recomputed (rebuilds and splits only), not stored.
+    fn entry_hash(&self, entry: &Entry<T>) -> u64 {
+        entry.with_key(|key| self.hash(key))
     }
 
     #[inline]
-    fn bucket(&self, hash: u64) -> &Atomic<Block<T>> {
-        &self.buckets[hash as usize & self.mask]
+    fn root<'g>(&self, guard: &'g Guard) -> &'g Table<T> {
+        // SAFETY: the root is never null, and a replaced root is retired (deferred).
+        unsafe { self.root.load(Acquire, guard).deref() }
+    }
+
+    /// Buckets of the current root table (sampling and flushing walk these; a moved bucket
+    /// stands for its children).
+    pub(crate) fn bucket_count(&self, guard: &Guard) -> usize {
+        self.root(guard).buckets.len()
+    }
+
+    /// The bucket of `hash` for a reader: follows `MOVED` words.
+    #[inline]
+    fn read_spot<'g>(&self, hash: u64, guard: &'g Guard) -> Spot<'g, T> {
+        let mut table = self.root(guard);
+        loop {
+            let index = hash as usize & table.mask;
+            let word = table.buckets[index].load(Acquire, guard);
+            if word.tag() & MOVED == 0 {
+                return Spot { table, index, word };
+            }
+            // SAFETY: a table with a `MOVED` bucket has a next table, retired only after it.
+            table = unsafe { table.next.load(Acquire, guard).deref() };
+        }
+    }
+
+    /// The bucket of `hash` for a writer: like a reader, but it first splits a bucket of a
+    /// growing table into the next one (help-on-touch), so writes land in the newest table.
+    fn write_spot<'g>(&self, hash: u64, guard: &'g Guard) -> Spot<'g, T> {
+        loop {
+            let spot = self.read_spot(hash, guard);
+            if spot.table.next.load(Acquire, guard).is_null() && spot.word.tag() & MIGRATING == 0 {
+                return spot;
+            }
+            self.migrate(spot.table, spot.index, guard);
+        }
     }
 
     /// The live entry for `key`, if any.
     #[inline]
     pub(crate) fn find<'g>(&self, key: &[u8], hash: u64, guard: &'g Guard) -> Option<Found<'g, T>> {
-        let block = self.bucket(hash).load(Acquire, guard);
-        // SAFETY: loaded under `guard`; blocks are freed only by deferred reclamation.
-        let b = unsafe { block.as_ref() }?;
+        let b = self.read_spot(hash, guard).block()?;
         let (i, word) = Self::slot_of(b, key, hash, guard)?;
         if word.tag() & DEAD != 0 {
             return None;
         }
         Some(Found {
-            slot: &b.slots[i],
+            slot: &b.slot(i).word,
             entry: word.with_tag(0),
         })
     }
@@ -248,16 +370,16 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         guard: &'g Guard,
     ) -> Option<(usize, Shared<'g, Entry<T>>)> {
         let tag = tag_of(hash);
-        for i in 0..b.width() {
-            if !b.may_hold(i, tag) {
+        for i in 0..b.len() {
+            if !b.slot(i).may_hold(tag) {
                 continue;
             }
-            let word = b.slots[i].load(Acquire, guard);
+            let word = b.slot(i).word.load(Acquire, guard);
             if word.is_null() {
                 return None; // the end of the claimed prefix
             }
             // SAFETY: non-null, loaded under `guard`.
-            if unsafe { word.deref() }.has_key(hash, key) {
+            if unsafe { word.deref() }.has_key(key) {
                 return Some((i, word));
             }
         }
@@ -267,11 +389,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// Where `key` stands in `b`, for a writer.
     fn probe<'g>(b: &'g Block<T>, key: &[u8], hash: u64, guard: &'g Guard) -> Probe<'g, T> {
         let tag = tag_of(hash);
-        for i in 0..b.width() {
-            if !b.may_hold(i, tag) {
+        for i in 0..b.len() {
+            if !b.slot(i).may_hold(tag) {
                 continue;
             }
-            let word = b.slots[i].load(Acquire, guard);
+            let word = b.slot(i).word.load(Acquire, guard);
             if word.tag() & FROZEN != 0 {
                 return Probe::Frozen;
             }
@@ -279,14 +401,15 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 return Probe::Empty(i);
             }
             // SAFETY: non-null, loaded under `guard`.
-            if unsafe { word.deref() }.has_key(hash, key) {
+            if unsafe { word.deref() }.has_key(key) {
                 return Probe::Key(i, word);
             }
         }
         Probe::Full
     }
 
-    /// Caches `value` under `key_of(&value)`, with `order`.
+    /// Caches `value` under `key_of(&value)`, with `order`; `on_existing` says what happens to
+    /// a live entry already there.
     ///
     /// An identical re-add keeps the cached rank unless `refresh_rank`, and always takes the new
     /// `seq` (it becomes the most recent among equal ranks).
@@ -296,22 +419,22 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         key_of: impl FnOnce(&T) -> &[u8],
         hash: u64,
         order: Order,
-        refresh_rank: bool,
+        on_existing: OnExisting,
         guard: &Guard,
     ) -> Insert<T> {
         let Order { rank, seq } = order;
+        let refresh_rank = matches!(on_existing, OnExisting::Replace { refresh_rank: true });
         let value = Arc::into_raw(value);
         // SAFETY: we hold the strong count we were given until it is published or dropped
         // below, and after publication the guard keeps it alive until we return.
         let key = key_of(unsafe { &*value });
-        let bucket = self.bucket(hash);
         let tag = tag_of(hash);
-        let mut new = Owned::new(Entry::new(key, hash, rank, seq, value));
+        let mut new = Owned::new(Entry::new(key, rank, seq, value));
+        self.help_grow(guard);
         loop {
-            let block = bucket.load(Acquire, guard);
-            // SAFETY: loaded under `guard`.
-            let Some(b) = (unsafe { block.as_ref() }) else {
-                match self.install_first(bucket, new, tag, guard) {
+            let spot = self.write_spot(hash, guard);
+            let Some(b) = spot.block() else {
+                match self.install_first(spot.bucket(), new, tag, guard) {
                     Ok(id) => return Insert::New(id),
                     Err(back) => {
                         new = back;
@@ -321,18 +444,23 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             };
             let (i, word) = match Self::probe(b, key, hash, guard) {
                 Probe::Frozen | Probe::Full => {
-                    self.rebuild(bucket, block, guard);
+                    self.rebuild(&spot, guard);
                     continue;
                 }
                 Probe::Empty(i) => {
                     new.set_order(rank, seq);
-                    #[cfg(session_cache_mutant = "claim_store")] // loom-tests/README.md
-                    let expected = b.slots[i].load(Acquire, guard);
                     #[cfg(not(session_cache_mutant = "claim_store"))]
                     let expected = Shared::null();
-                    match b.slots[i].compare_exchange(expected, new, AcqRel, Acquire, guard) {
+                    // Mutant (loom-tests/README.md): claim whatever is there, like a store.
+                    #[cfg(session_cache_mutant = "claim_store")]
+                    let expected = b.slot(i).word.load(Acquire, guard);
+                    match b
+                        .slot(i)
+                        .word
+                        .compare_exchange(expected, new, AcqRel, Acquire, guard)
+                    {
                         Ok(published) => {
-                            b.set_tag(i, tag);
+                            b.slot(i).set_tag(tag);
                             return Insert::New(EntryId(published.as_raw() as usize));
                         }
                         // Someone claimed it (or froze it): look again.
@@ -344,7 +472,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 }
                 Probe::Key(i, word) => (i, word),
             };
-            let slot = &b.slots[i];
+            let slot = &b.slot(i).word;
             // SAFETY: non-null, loaded under `guard`.
             let old = unsafe { word.deref() };
             if word.tag() & DEAD != 0 {
@@ -362,6 +490,17 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                     }
                 }
             }
+            if let OnExisting::KeepLive { live_from } = on_existing {
+                if old.rank() >= live_from {
+                    // SAFETY: `old` was live under `guard`; its count is released deferred.
+                    let existing = unsafe { clone_arc(old.value_ptr()) };
+                    // Never published: dropping it frees the entry, not the value.
+                    drop(new);
+                    // SAFETY: the caller's count, never published: ours to drop.
+                    drop(unsafe { Arc::from_raw(value) });
+                    return Insert::Kept(existing);
+                }
+            }
             let identical = old.value_ptr() == value;
             new.set_order(
                 if identical && !refresh_rank {
@@ -373,14 +512,15 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             );
             #[cfg(not(session_cache_mutant = "relaxed_publish"))]
             let cas = slot.compare_exchange(word, new, AcqRel, Acquire, guard);
-            #[cfg(session_cache_mutant = "relaxed_publish")] // loom-tests/README.md
+            // Mutant (loom-tests/README.md): publish the replacing entry without Release.
+            #[cfg(session_cache_mutant = "relaxed_publish")]
             let cas = slot.compare_exchange(word, new, Relaxed, Relaxed, guard);
             match cas {
                 Ok(_) if identical => {
-                    // (loom-tests/README.md: the `identical_rc` mutant keeps the caller's count.)
-                    #[cfg(not(session_cache_mutant = "identical_rc"))]
                     // SAFETY: two counts exist, the old entry's (now the new entry's) and the
-                    // caller's; dropping the caller's leaves at least one.
+                    // caller's; dropping the caller's leaves at least one. (Mutant
+                    // `identical_rc`, loom-tests/README.md: keep the caller's, a leak.)
+                    #[cfg(not(session_cache_mutant = "identical_rc"))]
                     unsafe {
                         Arc::decrement_strong_count(value)
                     };
@@ -397,12 +537,13 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                     unsafe {
                         self.retire_entry_and_value(word, guard)
                     };
-                    // SAFETY: none: releases the value while readers may still take it.
-                    #[cfg(session_cache_mutant = "eager_release")] // loom-tests/README.md
+                    // Mutant (loom-tests/README.md): release the replaced value at once, while
+                    // readers may still take it. SAFETY: none; that is the fault.
+                    #[cfg(session_cache_mutant = "eager_release")]
                     unsafe {
                         Arc::decrement_strong_count(old.value_ptr());
-                        self.retire_entry(word, guard)
-                    };
+                        self.retire_entry(word, guard);
+                    }
                     return Insert::Replaced(previous);
                 }
                 Err(e) => new = e.new,
@@ -410,7 +551,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         }
     }
 
-    /// Installs a fresh block holding only `new` into an empty bucket.
+    /// Installs a fresh block holding only `new` into a bucket that never had one.
     fn install_first(
         &self,
         bucket: &Atomic<Block<T>>,
@@ -418,44 +559,37 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         tag: u8,
         guard: &Guard,
     ) -> Result<EntryId, Owned<Entry<T>>> {
-        let fresh = Block::new(BLOCK_WIDTH);
+        let fresh = new_block(BLOCK_WIDTH);
         // Relaxed: the block is published by the `AcqRel` CAS below.
-        fresh.slots[0].store(new, Relaxed);
-        fresh.set_tag(0, tag);
-        match bucket.compare_exchange(Shared::null(), Owned::new(fresh), AcqRel, Acquire, guard) {
+        fresh.slot(0).word.store(new, Relaxed);
+        fresh.slot(0).set_tag(tag);
+        match bucket.compare_exchange(Shared::null(), fresh, AcqRel, Acquire, guard) {
             Ok(published) => {
                 // SAFETY: just published under `guard`.
-                let first = unsafe { published.deref() }.slots[0].load(Relaxed, guard);
+                let first = unsafe { published.deref() }
+                    .slot(0)
+                    .word
+                    .load(Relaxed, guard);
                 Ok(EntryId(first.as_raw() as usize))
             }
             Err(e) => {
-                let mut fresh = e.new.into_box();
-                let slot = core::mem::replace(&mut fresh.slots[0], Atomic::null());
-                // SAFETY: the block was never published; we stored `new` there ourselves.
-                Err(unsafe { slot.into_owned() })
+                // SAFETY: the block was never published; we stored `new` there ourselves, and
+                // dropping the block frees only the block.
+                let back = unsafe {
+                    e.new
+                        .slot(0)
+                        .word
+                        .load(Relaxed, crossbeam_epoch::unprotected())
+                        .into_owned()
+                };
+                Err(back)
             }
         }
     }
 
     /// Removes the live entry for `key` and returns a reference to its value.
     pub(crate) fn remove(&self, key: &[u8], hash: u64, guard: &Guard) -> Option<Arc<T>> {
-        let bucket = self.bucket(hash);
-        loop {
-            let block = bucket.load(Acquire, guard);
-            // SAFETY: loaded under `guard`.
-            let b = unsafe { block.as_ref() }?;
-            let (i, word) = Self::slot_of(b, key, hash, guard)?;
-            if word.tag() & DEAD != 0 {
-                return None;
-            }
-            if word.tag() & FROZEN != 0 {
-                self.rebuild(bucket, block, guard);
-                continue;
-            }
-            if let Some(value) = self.kill(&b.slots[i], word, guard) {
-                return Some(value);
-            }
-        }
+        self.remove_where(key, hash, guard, |_| true)
     }
 
     /// Removes exactly the entry `found` saw, unless it was replaced or removed meanwhile.
@@ -466,31 +600,41 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             return Some(value);
         }
         // The slot changed: the entry is gone, or its block was frozen and the entry moved to
-        // the bucket's new block (same pointer). Look for it there.
+        // a new block (same pointer). Look for it there.
         let entry = found.entry();
-        let hash = entry.hash();
-        let bucket = self.bucket(hash);
-        entry.with_key(|key| loop {
-            let block = bucket.load(Acquire, guard);
-            // SAFETY: loaded under `guard`.
-            let b = unsafe { block.as_ref() }?;
-            let (i, word) = Self::slot_of(b, key, hash, guard)?;
+        entry.with_key(|key| {
             #[cfg(not(session_cache_mutant = "evict_by_key"))]
-            if word.with_tag(0) != found.entry || word.tag() & DEAD != 0 {
-                return None;
-            }
-            #[cfg(session_cache_mutant = "evict_by_key")] // loom-tests/README.md
-            if word.tag() & DEAD != 0 {
+            let wanted = |word: Shared<'_, Entry<T>>| word == found.entry;
+            // Mutant (loom-tests/README.md): remove whatever now holds the key.
+            #[cfg(session_cache_mutant = "evict_by_key")]
+            let wanted = |_: Shared<'_, Entry<T>>| true;
+            self.remove_where(key, self.hash(key), guard, wanted)
+        })
+    }
+
+    /// Removes the live entry for `key` if its (untagged) word satisfies `wanted`.
+    fn remove_where(
+        &self,
+        key: &[u8],
+        hash: u64,
+        guard: &Guard,
+        wanted: impl Fn(Shared<'_, Entry<T>>) -> bool,
+    ) -> Option<Arc<T>> {
+        loop {
+            let spot = self.write_spot(hash, guard);
+            let b = spot.block()?;
+            let (i, word) = Self::slot_of(b, key, hash, guard)?;
+            if word.tag() & DEAD != 0 || !wanted(word.with_tag(0)) {
                 return None;
             }
             if word.tag() & FROZEN != 0 {
-                self.rebuild(bucket, block, guard);
+                self.rebuild(&spot, guard);
                 continue;
             }
-            if let Some(value) = self.kill(&b.slots[i], word, guard) {
+            if let Some(value) = self.kill(&b.slot(i).word, word, guard) {
                 return Some(value);
             }
-        })
+        }
     }
 
     /// Tags the live, unfrozen `word` of `slot` `DEAD`; on success returns a reference to its
@@ -505,7 +649,8 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         #[cfg(not(session_cache_mutant = "kill_store"))]
         slot.compare_exchange(word, word.with_tag(DEAD), AcqRel, Acquire, guard)
             .ok()?;
-        #[cfg(session_cache_mutant = "kill_store")] // loom-tests/README.md
+        // Mutant (loom-tests/README.md): store the tag instead of CASing it: two removers win.
+        #[cfg(session_cache_mutant = "kill_store")]
         slot.store(
             word.with_tag(DEAD),
             crate::loom::sync::atomic::Ordering::Release,
@@ -519,83 +664,239 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         Some(result)
     }
 
-    /// Calls `f` for every live entry of bucket `index`.
+    /// Calls `f` for every live entry of root bucket `index` (or, once it moved, of its
+    /// children in the next table).
     pub(crate) fn for_each_in_bucket<'g>(
         &self,
         index: usize,
         guard: &'g Guard,
         mut f: impl FnMut(Found<'g, T>),
     ) {
-        let block = self.buckets[index & self.mask].load(Acquire, guard);
+        let root = self.root(guard);
+        Self::walk(root, index & root.mask, guard, &mut f);
+    }
+
+    fn walk<'g>(
+        table: &'g Table<T>,
+        index: usize,
+        guard: &'g Guard,
+        f: &mut impl FnMut(Found<'g, T>),
+    ) {
+        let word = table.buckets[index].load(Acquire, guard);
+        if word.tag() & MOVED != 0 {
+            // SAFETY: a table with a `MOVED` bucket has a next table, retired only after it.
+            let next = unsafe { table.next.load(Acquire, guard).deref() };
+            Self::walk(next, index, guard, f);
+            Self::walk(next, index + table.buckets.len(), guard, f);
+            return;
+        }
         // SAFETY: loaded under `guard`.
-        let Some(b) = (unsafe { block.as_ref() }) else {
+        let Some(b) = (unsafe { word.with_tag(0).as_ref() }) else {
             return;
         };
-        for slot in b.slots.iter() {
-            let word = slot.load(Acquire, guard);
+        for slot in b.slots() {
+            let word = slot.word.load(Acquire, guard);
             if word.is_null() {
                 break;
             }
             if word.tag() & DEAD == 0 {
                 f(Found {
-                    slot,
+                    slot: &slot.word,
                     entry: word.with_tag(0),
                 });
             }
         }
     }
 
-    /// Rebuilds the block `old` of `bucket` (module docs, point 2). Any thread may call it any
-    /// number of times; one swing wins.
-    #[cold]
-    fn rebuild<'g>(&self, bucket: &Atomic<Block<T>>, old: Shared<'g, Block<T>>, guard: &'g Guard) {
-        // SAFETY: `old` was loaded under `guard` from `bucket`.
-        let b = unsafe { old.deref() };
-        // Freeze every slot, empty ones included, before reading the live set: after this no
-        // CAS on the block can succeed, so every helper copies the same entries.
+    /// Freezes every slot of `b` (empty ones too) and counts its live entries: after this no
+    /// CAS on the block can succeed, so every helper that reads it sees the same live set.
+    fn freeze(b: &Block<T>, guard: &Guard) -> usize {
         let mut live = 0;
-        for slot in b.slots.iter() {
+        for slot in b.slots() {
             #[cfg(not(session_cache_mutant = "no_freeze"))]
-            let word = slot.fetch_or(FROZEN, AcqRel, guard);
+            let word = slot.word.fetch_or(FROZEN, AcqRel, guard);
             #[cfg(session_cache_mutant = "no_freeze")]
-            let word = slot.load(Acquire, guard);
+            let word = slot.word.load(Acquire, guard);
             if !word.is_null() && word.tag() & DEAD == 0 {
                 live += 1;
             }
         }
-        let fresh = if live == 0 {
-            Shared::null()
+        live
+    }
+
+    /// A fresh block holding the live entries of the frozen `b` that `keep` accepts (by hash),
+    /// sized for them.
+    fn copy_live(
+        &self,
+        b: &Block<T>,
+        guard: &Guard,
+        live: usize,
+        keep: impl Fn(u64) -> bool,
+    ) -> Owned<Block<T>> {
+        let width = if live * 2 <= BLOCK_WIDTH {
+            BLOCK_WIDTH
         } else {
-            let width = if live * 2 <= BLOCK_WIDTH {
-                BLOCK_WIDTH
-            } else {
-                (live * 2).next_power_of_two()
-            };
-            let nb = Block::new(width);
-            let mut j = 0;
-            for slot in b.slots.iter() {
-                let word = slot.load(Acquire, guard);
-                #[cfg(session_cache_mutant = "copy_dead")] // loom-tests/README.md
-                let word = word.with_tag(0);
-                if !word.is_null() && word.tag() & DEAD == 0 && j < width {
-                    // SAFETY: non-null, loaded under `guard`.
-                    let hash = unsafe { word.deref() }.hash();
-                    // Relaxed: published by the `AcqRel` CAS on the bucket below.
-                    nb.slots[j].store(word.with_tag(0), Relaxed);
-                    nb.set_tag(j, tag_of(hash));
-                    j += 1;
-                }
-            }
-            Owned::new(nb).into_shared(guard)
+            (live * 2).next_power_of_two()
         };
-        match bucket.compare_exchange(old, fresh, AcqRel, Acquire, guard) {
-            // SAFETY: `old` is unlinked; every thread that can still see it is pinned.
-            Ok(_) => unsafe { self.retire_block(old, guard) },
-            Err(_) => {
-                if !fresh.is_null() {
-                    // SAFETY: never published. Dropping a block frees no entries.
-                    drop(unsafe { fresh.into_owned() });
+        let nb = new_block(width);
+        let mut j = 0;
+        for slot in b.slots() {
+            let word = slot.word.load(Acquire, guard);
+            // Mutant (loom-tests/README.md): copy dead entries as live.
+            #[cfg(session_cache_mutant = "copy_dead")]
+            let word = word.with_tag(0);
+            if word.is_null() || word.tag() & DEAD != 0 {
+                continue;
+            }
+            // SAFETY: non-null, loaded under `guard`.
+            let hash = self.entry_hash(unsafe { word.deref() });
+            if keep(hash) && j < width {
+                // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
+                nb.slot(j).word.store(word.with_tag(0), Relaxed);
+                nb.slot(j).set_tag(tag_of(hash));
+                j += 1;
+            }
+        }
+        nb
+    }
+
+    /// Rebuilds the full or frozen block at `spot` (module docs, point 2). Any thread may call
+    /// it any number of times; one swing wins. In a growing table it splits the bucket instead.
+    #[cold]
+    fn rebuild(&self, spot: &Spot<'_, T>, guard: &Guard) {
+        if spot.word.tag() & MIGRATING != 0 || !spot.table.next.load(Acquire, guard).is_null() {
+            self.migrate(spot.table, spot.index, guard);
+            return;
+        }
+        let Some(b) = spot.block() else { return };
+        let live = Self::freeze(b, guard);
+        // Never null: a bucket that had a block keeps one (module docs, point 6).
+        let fresh = self.copy_live(b, guard, live, |_| true).into_shared(guard);
+        match spot
+            .bucket()
+            .compare_exchange(spot.word, fresh, AcqRel, Acquire, guard)
+        {
+            // SAFETY: the old block is unlinked; every thread that can still see it is pinned.
+            Ok(_) => unsafe { self.retire_block(spot.word, guard) },
+            // SAFETY: never published. Dropping a block frees no entries.
+            Err(_) => drop(unsafe { fresh.into_owned() }),
+        }
+    }
+
+    /// Starts doubling the bucket array if `live` entries crowd the root, and in any case
+    /// moves a few buckets of a growth in progress.
+    pub(crate) fn grow_if_crowded(&self, live: usize, guard: &Guard) {
+        let root = self.root(guard);
+        if live > root.buckets.len() * GROW_AT && root.next.load(Acquire, guard).is_null() {
+            let next = Owned::new(Table::new(root.buckets.len() * 2));
+            // One growth at a time; a loser drops its (never shared) table.
+            let _ = root
+                .next
+                .compare_exchange(Shared::null(), next, AcqRel, Acquire, guard);
+        }
+    }
+
+    /// Moves the next [`MIGRATE_CHUNK`] buckets of a growing root.
+    fn help_grow(&self, guard: &Guard) {
+        let root = self.root(guard);
+        if root.next.load(Acquire, guard).is_null() {
+            return;
+        }
+        let n = root.buckets.len();
+        // Relaxed: only hands out indexes; a stalled claimer's buckets are still moved by the
+        // writers that touch them (help-on-touch).
+        let start = root.claimed.fetch_add(MIGRATE_CHUNK, Relaxed);
+        for i in start..(start + MIGRATE_CHUNK).min(n) {
+            self.migrate(root, i, guard);
+        }
+    }
+
+    /// Splits bucket `i` of `table` into its two children in `table.next` (module docs,
+    /// point 6). Idempotent; any thread may help.
+    fn migrate(&self, table: &Table<T>, i: usize, guard: &Guard) {
+        let bucket = &table.buckets[i];
+        // SAFETY: called only for tables with a next table, retired only after this one.
+        let Some(next) = (unsafe { table.next.load(Acquire, guard).as_ref() }) else {
+            return;
+        };
+        // (i) Claim the bucket for the split.
+        let mut word = bucket.load(Acquire, guard);
+        loop {
+            if word.tag() & MOVED != 0 {
+                return;
+            }
+            if word.tag() & MIGRATING != 0 {
+                break;
+            }
+            match bucket.compare_exchange(word, word.with_tag(MIGRATING), AcqRel, Acquire, guard) {
+                Ok(_) => {
+                    word = word.with_tag(MIGRATING);
+                    break;
                 }
+                Err(e) => word = e.current,
+            }
+        }
+        // (ii) Freeze, (iii) build and install both children.
+        let n = table.buckets.len();
+        // SAFETY: loaded under `guard`.
+        let old = unsafe { word.with_tag(0).as_ref() };
+        for (child, high) in [(i, false), (i + n, true)] {
+            let block = match old {
+                Some(b) => {
+                    Self::freeze(b, guard);
+                    let mine = |hash: u64| (hash as usize & n != 0) == high;
+                    let live = b
+                        .slots()
+                        .filter(|s| {
+                            let w = s.word.load(Acquire, guard);
+                            // SAFETY: non-null words were loaded under `guard`.
+                            !w.is_null()
+                                && w.tag() & DEAD == 0
+                                && mine(self.entry_hash(unsafe { w.deref() }))
+                        })
+                        .count();
+                    self.copy_live(b, guard, live, mine)
+                }
+                None => new_block(BLOCK_WIDTH),
+            };
+            if let Err(e) =
+                next.buckets[child].compare_exchange(Shared::null(), block, AcqRel, Acquire, guard)
+            {
+                // Another helper built the same child first; ours was never shared.
+                drop(e.new);
+            }
+        }
+        // (iv) Publish the move.
+        if bucket
+            .compare_exchange(word, Shared::null().with_tag(MOVED), AcqRel, Acquire, guard)
+            .is_ok()
+        {
+            if !word.with_tag(0).is_null() {
+                // SAFETY: unlinked by our CAS; its live entries now belong to the children.
+                unsafe { self.retire_block(word.with_tag(0), guard) };
+            }
+            if table.moved.fetch_add(1, AcqRel) + 1 == n {
+                self.promote(table, guard);
+            }
+        }
+    }
+
+    /// Makes `table.next` the root once every bucket of `table` has moved.
+    fn promote(&self, table: &Table<T>, guard: &Guard) {
+        let next = table.next.load(Acquire, guard);
+        let current = self.root.load(Acquire, guard);
+        if core::ptr::eq(current.as_raw(), table)
+            && self
+                .root
+                .compare_exchange(current, next, AcqRel, Acquire, guard)
+                .is_ok()
+        {
+            let raw = current.as_raw() as *mut Table<T>;
+            // SAFETY: unlinked from the root; its buckets are all `MOVED` (null), so freeing it
+            // frees only its bucket array. Readers that still hold it are pinned.
+            unsafe {
+                self.reclaim
+                    .retire(guard, move || drop(Owned::from_raw(raw)));
             }
         }
     }
@@ -639,16 +940,16 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// # Safety
     /// `block` is frozen and unlinked from its bucket.
     unsafe fn retire_block(&self, block: Shared<'_, Block<T>>, guard: &Guard) {
-        let raw = block.as_raw() as *mut Block<T>;
+        let data = block.with_tag(0).into_usize();
         // SAFETY: per the contract. The `DEAD` entries left in a frozen block belong to it
         // (module docs, point 4); its live entries moved on and are not touched.
         unsafe {
             self.reclaim.retire(guard, move || {
-                let block = Owned::from_raw(raw);
+                let block = Owned::<Block<T>>::from_usize(data);
                 let unprotected = crossbeam_epoch::unprotected();
-                for slot in block.slots.iter() {
+                for slot in block.slots() {
                     // Relaxed: reclamation happens after every access to the block.
-                    let word = slot.load(Relaxed, unprotected);
+                    let word = slot.word.load(Relaxed, unprotected);
                     if !word.is_null() && word.tag() & DEAD != 0 {
                         drop(word.with_tag(0).into_owned());
                     }
@@ -663,26 +964,48 @@ impl<T> Drop for RawTable<T> {
         // SAFETY: `&mut self`: no other thread can reach the table; what was retired earlier
         // belongs to the reclaimer and is not reachable from the buckets any more.
         let guard = unsafe { crossbeam_epoch::unprotected() };
-        for bucket in self.buckets.iter() {
-            // Relaxed: exclusive access.
-            let block = bucket.load(Relaxed, guard);
-            if block.is_null() {
-                continue;
-            }
-            // SAFETY: the block is reachable only from this bucket.
-            let block = unsafe { block.into_owned() };
-            for slot in block.slots.iter() {
-                let word = slot.load(Relaxed, guard);
-                if word.is_null() {
+        // Relaxed: exclusive access.
+        let mut table = self.root.load(Relaxed, guard);
+        while !table.is_null() {
+            // SAFETY: exclusive access; each table is reachable only from its parent.
+            let t = unsafe { table.into_owned() };
+            let n = t.buckets.len();
+            for (i, bucket) in t.buckets.iter().enumerate() {
+                let word = bucket.load(Relaxed, guard);
+                if word.tag() & MOVED != 0 || word.with_tag(0).is_null() {
                     continue;
                 }
-                // SAFETY: this slot owns the entry (module docs, point 4).
-                let entry = unsafe { word.with_tag(0).into_owned() };
-                if word.tag() & DEAD == 0 {
-                    // SAFETY: a live entry owns one strong count.
-                    drop(unsafe { Arc::from_raw(entry.value_ptr()) });
+                // SAFETY: the block is reachable only from this bucket.
+                let block = unsafe { word.with_tag(0).into_owned() };
+                let split = word.tag() & MIGRATING != 0;
+                if split {
+                    // A split left half done: its children in the next table may hold the
+                    // same live entries. Drop those child blocks without their entries; the
+                    // entries are freed once, below, from this (the owning) block.
+                    // SAFETY: a `MIGRATING` bucket's table has a next table.
+                    let next = unsafe { t.next.load(Relaxed, guard).deref() };
+                    for child in [i, i + n] {
+                        let c = next.buckets[child].swap(Shared::null(), Relaxed, guard);
+                        if !c.is_null() {
+                            // SAFETY: exclusive access; dropping a block frees no entries.
+                            drop(unsafe { c.into_owned() });
+                        }
+                    }
+                }
+                for slot in block.slots() {
+                    let word = slot.word.load(Relaxed, guard);
+                    if word.is_null() {
+                        continue;
+                    }
+                    // SAFETY: this slot owns the entry (module docs, point 4).
+                    let entry = unsafe { word.with_tag(0).into_owned() };
+                    if word.tag() & DEAD == 0 {
+                        // SAFETY: a live entry owns one strong count.
+                        drop(unsafe { Arc::from_raw(entry.value_ptr()) });
+                    }
                 }
             }
+            table = t.next.load(Relaxed, guard);
         }
     }
 }

@@ -543,7 +543,7 @@ impl Differential {
             entries: HashMap::new(),
             seq: 0,
             cap: cfg.capacity,
-            timeout: cfg.timeout,
+            timeout: saturated(cfg.timeout),
             mode: cfg.mode,
             stats: Stats::default(),
             marks,
@@ -944,6 +944,7 @@ impl Differential {
                     );
                     self.mark_must(s);
                 }
+                self.stats.cleared += self.entries.len() as u64;
                 self.entries.clear();
                 self.finish_op(ev);
             }
@@ -962,7 +963,7 @@ impl Differential {
             Op::SetTimeout { t } => {
                 let prev = self.cache().set_timeout(TIMEOUTS[t]);
                 check!(self, prev == self.timeout, "set_timeout returned {prev:?}");
-                self.timeout = TIMEOUTS[t];
+                self.timeout = saturated(TIMEOUTS[t]);
                 let ev = self.drain();
                 self.finish_op(ev);
             }
@@ -1161,4 +1162,10 @@ pub fn run_ops(cfg: &Config, ops: &[Op]) {
         d.step(i, *op);
     }
     d.finish();
+}
+
+/// A timeout as the cache keeps it: nanoseconds, saturating at `u64::MAX` (about 584 years,
+/// "never"), so `timeout()` returns `Duration::MAX` as 18446744073.709551615 s.
+fn saturated(t: Duration) -> Duration {
+    Duration::from_nanos(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))
 }

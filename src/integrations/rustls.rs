@@ -1,0 +1,694 @@
+//! rustls 0.23 session stores backed by [`SessionCache`].
+//!
+//! * [`RustlsServerStore`] implements [`StoresServerSessions`]: set it as
+//!   `ServerConfig::session_storage`. rustls keys TLS 1.2 sessions by their session id and, when no
+//!   ticketer is configured, TLS 1.3 resumption by a random 32-byte stateful ticket. TLS 1.3 tickets
+//!   are looked up with [`StoresServerSessions::take`], which maps to [`SessionCache::take`]: exactly
+//!   one of any number of racing takes of one ticket gets it, so a ticket resumes at most once.
+//! * [`RustlsClientStore`] implements [`ClientSessionStore`]: set it as
+//!   `ClientConfig::resumption = Resumption::store(Arc::new(store))`.
+//!
+//! Both keep the cache's modes and timeouts (see each type) and expose its [`Stats`].
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! use session_cache::integrations::rustls::{RustlsClientStore, RustlsServerStore};
+//! # fn cfg(mut server: rustls::ServerConfig, mut client: rustls::ClientConfig) {
+//! let store = Arc::new(RustlsServerStore::new());
+//! server.session_storage = store.clone();
+//! client.resumption = rustls::client::Resumption::store(Arc::new(RustlsClientStore::new(256)));
+//! println!("{:?}", store.stats());
+//! # }
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_epoch::{self as epoch, Atomic, Owned};
+use rustls::client::{ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue};
+use rustls::pki_types::ServerName;
+use rustls::server::StoresServerSessions;
+use rustls::NamedGroup;
+
+use crate::{CacheMode, Session, SessionCache, Stats};
+
+// ---------------------------------------------------------------------------------------------
+// Server side
+// ---------------------------------------------------------------------------------------------
+
+/// One server-side session as rustls hands it to the store: its random id and its encoded value.
+///
+/// The value holds the session's master secret; it is overwritten with zeros when the last
+/// reference goes away (best effort: freed memory is not otherwise scrubbed).
+pub struct RustlsSession {
+    id: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl RustlsSession {
+    /// Makes a session from rustls's key and encoded value.
+    pub fn new(id: Vec<u8>, value: Vec<u8>) -> Self {
+        Self { id, value }
+    }
+
+    /// The encoded session (rustls's `ServerSessionValue` encoding).
+    pub fn value(&self) -> &[u8] {
+        &self.value
+    }
+}
+
+impl Session for RustlsSession {
+    fn id(&self) -> &[u8] {
+        &self.id
+    }
+}
+
+impl Drop for RustlsSession {
+    fn drop(&mut self) {
+        self.value.fill(0);
+        std::hint::black_box(&self.value);
+    }
+}
+
+impl fmt::Debug for RustlsSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The value is secret; show only sizes.
+        f.debug_struct("RustlsSession")
+            .field("id_len", &self.id.len())
+            .field("value_len", &self.value.len())
+            .finish()
+    }
+}
+
+/// rustls's [`StoresServerSessions`] on top of a [`SessionCache`].
+///
+/// Modes (read on every call, so [`SessionCache::set_mode`] takes effect at once):
+/// * without [`CacheMode::SERVER`] nothing is stored or found (`can_cache` is false, so rustls
+///   issues no session id and no stateful ticket);
+/// * [`CacheMode::NO_INTERNAL_STORE`]: `put` stores nothing and returns false, `can_cache` is false;
+/// * [`CacheMode::NO_INTERNAL_LOOKUP`]: `get` skips the table and asks only the cache's `on_miss`
+///   source (as [`SessionCache::get`] does); `take` finds nothing, because single use cannot be
+///   guaranteed for sessions that come from an external source.
+///
+/// Timeouts and capacity are the cache's (default 300 s, 20 480 sessions). Queried keys come from
+/// the network: they are only ever used as lookup keys, never stored (an empty key finds nothing).
+#[derive(Debug, Default)]
+pub struct RustlsServerStore {
+    cache: SessionCache<RustlsSession>,
+}
+
+impl RustlsServerStore {
+    /// A store over a default cache ([`SessionCache::new`]: mode `SERVER`, 300 s, 20 480 sessions).
+    pub fn new() -> Self {
+        Self::with_cache(SessionCache::new())
+    }
+
+    /// A store over a cache configured with [`SessionCache::builder`].
+    pub fn with_cache(cache: SessionCache<RustlsSession>) -> Self {
+        Self { cache }
+    }
+
+    /// The underlying cache (stats, mode, timeout, capacity, flushing).
+    pub fn cache(&self) -> &SessionCache<RustlsSession> {
+        &self.cache
+    }
+
+    /// Shorthand for `self.cache().stats()`.
+    pub fn stats(&self) -> Stats {
+        self.cache.stats()
+    }
+}
+
+impl StoresServerSessions for RustlsServerStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let mode = self.cache.mode();
+        if !mode.contains(CacheMode::SERVER) || mode.contains(CacheMode::NO_INTERNAL_STORE) {
+            return false;
+        }
+        // `add` is false only for a rejected id here (the Arc is fresh, so never "identical").
+        self.cache.add(Arc::new(RustlsSession::new(key, value)))
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        if key.is_empty() || !self.cache.mode().contains(CacheMode::SERVER) {
+            return None;
+        }
+        self.cache.get(key).map(|s| s.value.clone())
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mode = self.cache.mode();
+        if key.is_empty()
+            || !mode.contains(CacheMode::SERVER)
+            || mode.contains(CacheMode::NO_INTERNAL_LOOKUP)
+        {
+            return None;
+        }
+        // SessionCache::take removes and returns: of racing takes exactly one wins.
+        self.cache.take(key).map(|s| s.value.clone())
+    }
+
+    fn can_cache(&self) -> bool {
+        let mode = self.cache.mode();
+        mode.contains(CacheMode::SERVER) && !mode.contains(CacheMode::NO_INTERNAL_STORE)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side
+// ---------------------------------------------------------------------------------------------
+
+/// What [`RustlsClientStore`] remembers about one server; one cache entry per server name.
+///
+/// # Lock-freedom
+/// The entry itself never changes identity while cached; its parts are updated in place with
+/// atomic operations, so no operation takes a lock:
+/// * the key-exchange hint is an `AtomicU32`;
+/// * the TLS 1.2 session is a `crossbeam_epoch::Atomic` pointer: replaced by `swap` (the old value
+///   is freed once no pinned reader can see it), read by cloning under an epoch guard;
+/// * the TLS 1.3 tickets are a ring of `AtomicPtr` slots filled round-robin from an insert counter.
+///   A ticket is owned by exactly one slot; `take` empties a slot with `swap(null)`, so a ticket is
+///   handed out at most once even when takes and inserts race. Inserting into a full ring
+///   overwrites (and frees) the oldest ticket. `take` scans from the newest slot backwards.
+///
+/// Creating the entry for a new server is `get` (miss) then `SessionCache::get_or_add`, which never
+/// replaces a live entry: threads that create one server's entry at the same moment all get the
+/// same entry, so no write is lost.
+pub struct ServerState {
+    key: Box<[u8]>,
+    /// 0 = no hint, else `HINT_SET | u16::from(group)`.
+    kx_hint: AtomicU32,
+    tls12: Atomic<Tls12ClientSessionValue>,
+    tickets: TicketRing<Tls13ClientSessionValue>,
+    /// Set when the cache evicts, expires or clears this entry.
+    retired: AtomicBool,
+}
+
+const HINT_SET: u32 = 1 << 16;
+
+impl ServerState {
+    fn new(key: Vec<u8>, tickets: usize) -> Self {
+        Self {
+            key: key.into_boxed_slice(),
+            kx_hint: AtomicU32::new(0),
+            tls12: Atomic::null(),
+            tickets: TicketRing::new(tickets),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    fn kx_hint(&self) -> Option<NamedGroup> {
+        // Relaxed: a plain value with nothing else published through it.
+        let v = self.kx_hint.load(Ordering::Relaxed);
+        (v & HINT_SET != 0).then(|| NamedGroup::from(v as u16))
+    }
+
+    fn set_kx_hint(&self, group: NamedGroup) {
+        // Relaxed: see kx_hint.
+        self.kx_hint
+            .store(HINT_SET | u32::from(u16::from(group)), Ordering::Relaxed);
+    }
+
+    fn tls12(&self) -> Option<Tls12ClientSessionValue> {
+        let guard = epoch::pin();
+        // Acquire: pairs with the Release half of the swap in `replace_tls12`, so the value's
+        // contents are visible before we clone them.
+        let p = self.tls12.load(Ordering::Acquire, &guard);
+        // SAFETY: non-null pointers in `tls12` come from `Owned::new` and are destroyed only through
+        // `defer_destroy` after being swapped out (or in Drop, which has `&mut self`), so the value
+        // lives at least as long as `guard` is pinned.
+        unsafe { p.as_ref() }.cloned()
+    }
+
+    fn replace_tls12(&self, value: Option<Tls12ClientSessionValue>) {
+        let guard = epoch::pin();
+        let new = match value {
+            Some(v) => Owned::new(v).into_shared(&guard),
+            None => epoch::Shared::null(),
+        };
+        // AcqRel: Release publishes the new value to readers (Acquire load in `tls12`); Acquire
+        // orders our later destruction of the old value after its publication.
+        let old = self.tls12.swap(new, Ordering::AcqRel, &guard);
+        if !old.is_null() {
+            // SAFETY: `old` is no longer reachable from `tls12`; readers that loaded it are pinned,
+            // and the epoch defers the drop until they are all gone. Only this swap saw it.
+            unsafe { guard.defer_destroy(old) };
+        }
+    }
+
+    fn insert_ticket(&self, value: Tls13ClientSessionValue) {
+        if !self.retired.load(Ordering::Relaxed) {
+            drop(self.tickets.insert(value));
+        }
+    }
+
+    fn take_ticket(&self) -> Option<Tls13ClientSessionValue> {
+        self.tickets.take()
+    }
+
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        self.replace_tls12(None);
+        self.tickets.clear();
+    }
+}
+
+impl Session for ServerState {
+    fn id(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// Evicted, expired or cleared: forget the secrets now rather than when the last user lets go.
+    fn set_not_resumable(&self) {
+        self.retire();
+    }
+}
+
+impl Drop for ServerState {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` means no other thread can reach `tls12`; the unprotected guard is only
+        // used to read the pointer we then own exclusively.
+        unsafe {
+            let p = self.tls12.load(Ordering::Relaxed, epoch::unprotected());
+            if !p.is_null() {
+                drop(p.into_owned());
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Sessions and tickets are secret; show only the shape.
+        f.debug_struct("ServerState")
+            .field("key", &String::from_utf8_lossy(&self.key))
+            .field("kx_hint", &self.kx_hint())
+            .field("ticket_slots", &self.tickets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fixed ring of take-once slots: the lock-free ticket list of one server.
+///
+/// Each value is owned by exactly one slot. `insert` puts it in slot `n % len` (n = inserts so far),
+/// freeing whatever that slot held (the oldest value once the ring is full); `take` scans from the
+/// newest slot backwards and empties the first full one with `swap(null)`, so every value comes out
+/// at most once, however inserts and takes race.
+struct TicketRing<T> {
+    slots: Box<[TicketSlot<T>]>,
+    /// Values inserted so far (wrapping).
+    next: AtomicUsize,
+}
+
+impl<T> TicketRing<T> {
+    fn new(len: usize) -> Self {
+        Self {
+            slots: (0..len).map(|_| TicketSlot::empty()).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Stores `value`; returns the value it displaced (the oldest one when the ring is full).
+    fn insert(&self, value: T) -> Option<T> {
+        if self.slots.is_empty() {
+            return Some(value);
+        }
+        // Relaxed: the counter only spreads inserts over slots; the slot swap publishes the value.
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.slots[n % self.slots.len()]
+            .swap(Some(Box::new(value)))
+            .map(|b| *b)
+    }
+
+    /// Removes and returns the newest value still present.
+    fn take(&self) -> Option<T> {
+        let len = self.slots.len();
+        if len == 0 {
+            return None;
+        }
+        // Relaxed: only the scan's starting point; the swaps synchronize.
+        let newest = self.next.load(Ordering::Relaxed) % len;
+        (0..len).find_map(|i| {
+            self.slots[(newest + 2 * len - 1 - i) % len]
+                .swap(None)
+                .map(|b| *b)
+        })
+    }
+
+    fn clear(&self) {
+        for slot in self.slots.iter() {
+            drop(slot.swap(None));
+        }
+    }
+}
+
+/// A take-once slot owning at most one boxed value. Shares like a `Mutex<Option<T>>`: Send and
+/// Sync exactly when `T: Send` (the marker field; `AtomicPtr` alone would claim both for any T).
+struct TicketSlot<T> {
+    ptr: AtomicPtr<T>,
+    _owns: PhantomData<Mutex<Option<T>>>,
+}
+
+impl<T> TicketSlot<T> {
+    fn empty() -> Self {
+        Self {
+            ptr: AtomicPtr::new(ptr::null_mut()),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Stores `new` and returns what the slot held; ownership moves both ways atomically.
+    fn swap(&self, new: Option<Box<T>>) -> Option<Box<T>> {
+        let new = new.map_or(ptr::null_mut(), Box::into_raw);
+        // AcqRel: Release publishes the new value's contents to whoever swaps it out; Acquire makes
+        // the old value's contents (published by the swap that stored it) visible to us.
+        let old = self.ptr.swap(new, Ordering::AcqRel);
+        // SAFETY: every non-null pointer in a slot came from `Box::into_raw` and is owned by that
+        // slot alone; the swap removed it from the slot, so this call is its only owner now.
+        (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
+    }
+}
+
+impl<T> Drop for TicketSlot<T> {
+    fn drop(&mut self) {
+        drop(self.swap(None));
+    }
+}
+
+/// Counters specific to the client store (the cache's [`Stats`] also count the lookups that the
+/// store's writes make to find a server's entry).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStoreStats {
+    /// `tls12_session` calls that returned a session.
+    pub tls12_hits: u64,
+    /// `tls12_session` calls that found none.
+    pub tls12_misses: u64,
+    /// `take_tls13_ticket` calls that returned a ticket.
+    pub tickets_taken: u64,
+    /// `take_tls13_ticket` calls that found none.
+    pub ticket_misses: u64,
+    /// Tickets accepted by `insert_tls13_ticket`.
+    pub tickets_inserted: u64,
+}
+
+/// rustls's [`ClientSessionStore`] on top of a [`SessionCache`], lock-free.
+///
+/// One cache entry ([`ServerState`]) per server name holds the key-exchange hint, the latest
+/// TLS 1.2 session and up to `tickets_per_server` TLS 1.3 tickets (newest first, each at most once;
+/// see [`ServerState`] for how this stays lock-free). The number of servers is bounded by the
+/// cache's capacity; the whole entry of a server expires `timeout` after it was created (the
+/// tickets' own lifetimes are checked by rustls too).
+///
+/// Modes: without [`CacheMode::CLIENT`] nothing is stored or found; [`CacheMode::NO_INTERNAL_STORE`]
+/// drops every write; [`CacheMode::NO_INTERNAL_LOOKUP`] makes every lookup miss the table (only the
+/// cache's `on_miss` source is asked), so reads find nothing and each write starts a fresh entry.
+pub struct RustlsClientStore {
+    cache: SessionCache<ServerState>,
+    tickets_per_server: usize,
+    tls12_hits: AtomicU64,
+    tls12_misses: AtomicU64,
+    tickets_taken: AtomicU64,
+    ticket_misses: AtomicU64,
+    tickets_inserted: AtomicU64,
+}
+
+impl RustlsClientStore {
+    /// TLS 1.3 tickets kept per server by [`RustlsClientStore::new`] (rustls's own store keeps 8).
+    pub const DEFAULT_TICKETS_PER_SERVER: usize = 8;
+
+    /// A store for up to `max_servers` servers (0 = unbounded), 8 tickets each, mode `CLIENT`, the
+    /// cache's default timeout (300 s).
+    pub fn new(max_servers: usize) -> Self {
+        Self::with_cache(
+            SessionCache::builder()
+                .capacity(max_servers)
+                .mode(CacheMode::CLIENT)
+                .build(),
+            Self::DEFAULT_TICKETS_PER_SERVER,
+        )
+    }
+
+    /// A store over a cache you configured (its mode must include [`CacheMode::CLIENT`]).
+    pub fn with_cache(cache: SessionCache<ServerState>, tickets_per_server: usize) -> Self {
+        Self {
+            cache,
+            tickets_per_server,
+            tls12_hits: AtomicU64::new(0),
+            tls12_misses: AtomicU64::new(0),
+            tickets_taken: AtomicU64::new(0),
+            ticket_misses: AtomicU64::new(0),
+            tickets_inserted: AtomicU64::new(0),
+        }
+    }
+
+    /// The underlying cache (one entry per server).
+    pub fn cache(&self) -> &SessionCache<ServerState> {
+        &self.cache
+    }
+
+    /// The TLS 1.3 tickets kept per server.
+    pub fn tickets_per_server(&self) -> usize {
+        self.tickets_per_server
+    }
+
+    /// Shorthand for `self.cache().stats()`.
+    pub fn stats(&self) -> Stats {
+        self.cache.stats()
+    }
+
+    /// What the store handed out and took in.
+    pub fn client_stats(&self) -> ClientStoreStats {
+        // Relaxed: independent statistics counters.
+        ClientStoreStats {
+            tls12_hits: self.tls12_hits.load(Ordering::Relaxed),
+            tls12_misses: self.tls12_misses.load(Ordering::Relaxed),
+            tickets_taken: self.tickets_taken.load(Ordering::Relaxed),
+            ticket_misses: self.ticket_misses.load(Ordering::Relaxed),
+            tickets_inserted: self.tickets_inserted.load(Ordering::Relaxed),
+        }
+    }
+
+    fn for_read(&self, name: &ServerName<'_>) -> Option<Arc<ServerState>> {
+        if !self.cache.mode().contains(CacheMode::CLIENT) {
+            return None;
+        }
+        self.cache.get(&server_key(name))
+    }
+
+    fn for_write(&self, name: &ServerName<'_>) -> Option<Arc<ServerState>> {
+        let mode = self.cache.mode();
+        if !mode.contains(CacheMode::CLIENT) || mode.contains(CacheMode::NO_INTERNAL_STORE) {
+            return None;
+        }
+        let key = server_key(name);
+        if let Some(state) = self.cache.get(&key) {
+            if !state.retired.load(Ordering::Relaxed) {
+                return Some(state);
+            }
+        }
+        let fresh = Arc::new(ServerState::new(key, self.tickets_per_server));
+        // Err: the name is longer than the cache's max_id_len; nothing is stored.
+        let state = self.cache.get_or_add(fresh).ok()?;
+        if !state.retired.load(Ordering::Relaxed) {
+            return Some(state);
+        }
+        // Retired but still cached (marked by an explicit remove racing us): replace it.
+        let fresh = Arc::new(ServerState::new(server_key(name), self.tickets_per_server));
+        self.cache.add(fresh.clone()).then_some(fresh)
+    }
+}
+
+impl Default for RustlsClientStore {
+    /// 256 servers, as rustls's `ClientSessionMemoryCache::new(256 * 8)` would hold.
+    fn default() -> Self {
+        Self::new(256)
+    }
+}
+
+impl fmt::Debug for RustlsClientStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RustlsClientStore")
+            .field("servers", &self.cache.len())
+            .field("capacity", &self.cache.capacity())
+            .field("tickets_per_server", &self.tickets_per_server)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The cache key of a server name. DNS names compare case-insensitively in rustls, so they are
+/// lower-cased; a one-byte prefix keeps DNS names and IP addresses apart.
+fn server_key(name: &ServerName<'_>) -> Vec<u8> {
+    let (tag, text) = match name {
+        ServerName::DnsName(d) => (b'd', d.as_ref().to_ascii_lowercase()),
+        ServerName::IpAddress(_) => (b'i', name.to_str().into_owned()),
+        _ => (b'o', name.to_str().into_owned()),
+    };
+    let mut key = Vec::with_capacity(1 + text.len());
+    key.push(tag);
+    key.extend_from_slice(text.as_bytes());
+    key
+}
+
+impl ClientSessionStore for RustlsClientStore {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        if let Some(s) = self.for_write(&server_name) {
+            s.set_kx_hint(group);
+        }
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.for_read(server_name)?.kx_hint()
+    }
+
+    fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        if let Some(s) = self.for_write(&server_name) {
+            s.replace_tls12(Some(value));
+        }
+    }
+
+    fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        let found = self.for_read(server_name).and_then(|s| s.tls12());
+        let counter = if found.is_some() {
+            &self.tls12_hits
+        } else {
+            &self.tls12_misses
+        };
+        // Relaxed: statistics counter.
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        if let Some(s) = self.for_read(server_name) {
+            s.replace_tls12(None);
+        }
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
+        if self.tickets_per_server == 0 {
+            return;
+        }
+        if let Some(s) = self.for_write(&server_name) {
+            s.insert_ticket(value);
+            // Relaxed: statistics counter.
+            self.tickets_inserted.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
+        let found = self.for_read(server_name).and_then(|s| s.take_ticket());
+        let counter = if found.is_some() {
+            &self.tickets_taken
+        } else {
+            &self.ticket_misses
+        };
+        // Relaxed: statistics counter.
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TicketRing;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    #[test]
+    fn ring_hands_out_newest_first_each_once() {
+        let ring = TicketRing::new(3);
+        assert_eq!(ring.len(), 3);
+        for v in 1..=3 {
+            assert_eq!(ring.insert(v), None);
+        }
+        assert_eq!(ring.take(), Some(3));
+        assert_eq!(ring.take(), Some(2));
+        assert_eq!(ring.take(), Some(1));
+        assert_eq!(ring.take(), None);
+    }
+
+    #[test]
+    fn ring_overwrites_oldest_when_full() {
+        let ring = TicketRing::new(2);
+        assert_eq!(ring.insert(1), None);
+        assert_eq!(ring.insert(2), None);
+        assert_eq!(ring.insert(3), Some(1));
+        assert_eq!(ring.insert(4), Some(2));
+        assert_eq!(ring.take(), Some(4));
+        // Round-robin: the fifth insert lands on the slot holding 3, the oldest left.
+        assert_eq!(ring.insert(5), Some(3));
+        assert_eq!(ring.take(), Some(5));
+        assert_eq!(ring.take(), None);
+    }
+
+    #[test]
+    fn zero_sized_ring_keeps_nothing() {
+        let ring = TicketRing::new(0);
+        assert_eq!(ring.insert(7), Some(7));
+        assert_eq!(ring.take(), None);
+    }
+
+    #[test]
+    fn ring_drops_what_it_holds() {
+        let v = Arc::new(());
+        {
+            let ring = TicketRing::new(4);
+            for _ in 0..6 {
+                drop(ring.insert(v.clone()));
+            }
+            assert_eq!(Arc::strong_count(&v), 5);
+        }
+        assert_eq!(Arc::strong_count(&v), 1);
+    }
+
+    #[test]
+    fn racing_takes_and_inserts_hand_out_each_value_at_most_once() {
+        const PER_THREAD: u64 = 20_000;
+        let ring = Arc::new(TicketRing::new(8));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let ring = ring.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    let mut displaced = Vec::new();
+                    for i in 0..PER_THREAD {
+                        if t % 2 == 0 {
+                            displaced.extend(ring.insert(t * PER_THREAD + i));
+                        }
+                        got.extend(ring.take());
+                    }
+                    (got, displaced)
+                })
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        let mut total = 0;
+        for th in threads {
+            let (got, displaced) = th.join().unwrap();
+            for v in got.into_iter().chain(displaced) {
+                total += 1;
+                assert!(seen.insert(v), "value {v} came out twice");
+            }
+        }
+        while let Some(v) = ring.take() {
+            total += 1;
+            assert!(seen.insert(v), "value {v} came out twice");
+        }
+        // Everything inserted came out exactly once: taken, displaced or left over.
+        assert_eq!(total, 2 * PER_THREAD);
+    }
+}
