@@ -50,7 +50,11 @@ fn t2_replace_races_a_table_split() {
         let replaced = cache.add(drops.session(b"k1", 10));
         assert!(grower.join().unwrap() && replaced);
         assert_eq!(cache.len(), 6);
-        assert_eq!(cache.get(b"k1").unwrap().serial, 10, "the replacement survived the split");
+        assert_eq!(
+            cache.get(b"k1").unwrap().serial,
+            10,
+            "the replacement survived the split"
+        );
         assert_eq!(cache.stats().replacements, 1);
         assert_eq!(cache.bucket_count(), 2, "the table doubled");
     });

@@ -61,8 +61,10 @@
 //! - Empty ids are refused; OpenSSL accepts them and can then never evict past one
 //!   (CVE-2024-2511).
 //! - Default timeout 300 s, as OpenSSL's manual says; its 3.0 code uses 7200 s.
-//! - In tables beyond 64 capacity the eviction victim is the soonest-expiring of a sample of
-//!   about five entries, not of all entries.
+//! - The eviction victim is the soonest-expiring of all entries only while the table has at
+//!   most 16 buckets (a cache built with capacity 1 to 64, until it grows); beyond that it is
+//!   the soonest-expiring of a sample of about five entries. The build-time capacity sizes the
+//!   table, so a cache built unbounded and later given capacity 2 samples.
 //! - `on_remove` also reports replacements and takes (with their cause), and is not called for
 //!   a `remove` that found nothing.
 //! - `remove` marks its argument not resumable, as OpenSSL; the cached object it removes, if it

@@ -55,7 +55,6 @@ impl Stripe {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
     }
-
 }
 
 pub(crate) struct Counters {
@@ -114,10 +113,7 @@ impl Counters {
             if n <= capacity as isize {
                 return false;
             }
-            match self
-                .live
-                .compare_exchange_weak(n, n - 1, Relaxed, Relaxed)
-            {
+            match self.live.compare_exchange_weak(n, n - 1, Relaxed, Relaxed) {
                 Ok(_) => return true,
                 Err(current) => n = current,
             }

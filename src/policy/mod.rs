@@ -9,8 +9,9 @@
 //! - **Capacity.** After an insert of a new id pushes the live count over the capacity, the
 //!   inserting thread evicts: it looks at a window of buckets from its stripe's hand and removes
 //!   the entry that expires soonest (ties: the earlier added), never the entry it just added. In
-//!   tables of at most [`EXACT_BUCKETS`] buckets (capacity up to 64) the window is the whole
-//!   table, so the choice is exact; beyond that it is a sample of [`SAMPLE_BUCKETS`] buckets
+//!   tables of at most [`EXACT_BUCKETS`] buckets (a cache built with capacity up to 64, until it
+//!   grows; the build-time capacity sizes the table) the window is the whole table, so the
+//!   choice is exact; beyond that it is a sample of [`SAMPLE_BUCKETS`] buckets
 //!   (about five entries), an approximation of OpenSSL's sorted list at O(1) cost. Expired entries
 //!   met on the way are removed first (unless `NO_AUTO_CLEAR`).
 //! - **Sweeping.** Every [`SWEEP_EVERY`]th insert that does not evict also removes the expired
