@@ -95,11 +95,12 @@ impl Counters {
         self.live.load(Relaxed).max(0) as usize
     }
 
-    /// Counts an entry in (`1`) or out (`-1`).
+    /// Counts an entry in (`1`) or out (`-1`); returns the count before.
     #[inline]
-    pub(crate) fn add_live(&self, delta: isize) {
-        // Relaxed: as in `len`; every update is an RMW, so none is lost.
-        self.live.fetch_add(delta, Relaxed);
+    pub(crate) fn add_live(&self, delta: isize) -> isize {
+        // Relaxed: as in `len`; every update is an RMW, so none is lost, and each sees the
+        // count just before it in one total order.
+        self.live.fetch_add(delta, Relaxed)
     }
 
     /// Takes one entry off the count if the cache is over `capacity`: the caller must then evict

@@ -238,13 +238,26 @@ impl<S: Session> Policy<S> {
             ) {
                 Insert::New(new) => {
                     Stripe::bump(&stripe.inserts);
-                    self.counters.add_live(1);
+                    let before = self.counters.add_live(1);
                     let auto_clear = !self.mode().contains(CacheMode::NO_AUTO_CLEAR);
                     let capacity = self.capacity();
-                    let len = self.counters.len();
-                    self.table.grow_if_crowded(len, &guard);
-                    if capacity != 0 && len > capacity {
-                        self.make_room(capacity, new, now, auto_clear, &guard, &mut removed);
+                    self.table
+                        .grow_if_crowded(before.max(0) as usize + 1, &guard);
+                    // This insert's own excess: 1 if it found the cache full, more only after a
+                    // shrink. Racing inserts each evict their own excess and no more, so the
+                    // last insert's entry survives as it would in some sequential order.
+                    let owed =
+                        (before + 1).saturating_sub(capacity.min(isize::MAX as usize) as isize);
+                    if capacity != 0 && owed > 0 {
+                        self.make_room(
+                            capacity,
+                            owed as usize,
+                            new,
+                            now,
+                            auto_clear,
+                            &guard,
+                            &mut removed,
+                        );
                     } else if auto_clear && seq % SWEEP_EVERY == 0 {
                         self.sweep(now, &guard, &mut removed);
                     }
@@ -272,10 +285,13 @@ impl<S: Session> Policy<S> {
         Ok((added, kept))
     }
 
-    /// Evicts until the cache is within `capacity`, sparing the entry `new` just added.
+    /// Evicts up to `owed` entries while the cache is over `capacity`, sparing the entry `new`
+    /// just added. An expired entry removed on the way pays for one eviction.
+    #[allow(clippy::too_many_arguments)]
     fn make_room<'g>(
         &self,
         capacity: usize,
+        mut owed: usize,
         new: EntryId,
         now: u64,
         auto_clear: bool,
@@ -287,7 +303,7 @@ impl<S: Session> Policy<S> {
         // Buckets looked at since the last eviction: once round the table without finding a
         // victim means only the new entry is left (or other threads evicted it all).
         let mut fruitless = 0;
-        while self.counters.len() > capacity && fruitless < buckets {
+        while owed > 0 && self.counters.len() > capacity && fruitless < buckets {
             let (start, window) = if buckets <= EXACT_BUCKETS {
                 (0, buckets)
             } else {
@@ -306,7 +322,9 @@ impl<S: Session> Policy<S> {
                             return;
                         }
                         if auto_clear && now > found.rank() {
-                            self.unlink(&found, RemovalCause::Expired, guard, removed);
+                            if self.unlink(&found, RemovalCause::Expired, guard, removed) {
+                                owed = owed.saturating_sub(1);
+                            }
                             return;
                         }
                         let sooner = victim.as_ref().map_or(true, |v| found.goes_before(v));
@@ -314,6 +332,9 @@ impl<S: Session> Policy<S> {
                             victim = Some(found);
                         }
                     });
+            }
+            if owed == 0 {
+                break;
             }
             let Some(victim) = victim else {
                 fruitless += window;
@@ -327,6 +348,7 @@ impl<S: Session> Policy<S> {
             if let Some(session) = self.table.remove_found(&victim, guard) {
                 Stripe::bump(&stripe.cache_full);
                 removed.push((session, RemovalCause::Evicted));
+                owed -= 1;
                 fruitless = 0;
             } else {
                 // Lost a race: the victim was replaced or removed after we chose it. Give the
