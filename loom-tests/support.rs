@@ -24,9 +24,23 @@ pub struct Totals {
 
 /// Runs `f` under `loom::model` with per-execution drop counting, then checks the totals.
 pub fn model(f: impl Fn(&Drops) + Sync + Send + 'static) {
+    run(None, f)
+}
+
+/// As [`model`], at most `bound` preemptions whatever `LOOM_MAX_PREEMPTIONS` says: for models
+/// whose state space is too large at the gate's bound.
+pub fn model_bounded(bound: usize, f: impl Fn(&Drops) + Sync + Send + 'static) {
+    run(Some(bound), f)
+}
+
+fn run(bound: Option<usize>, f: impl Fn(&Drops) + Sync + Send + 'static) {
     let totals = Arc::new(Totals::default());
     let t2 = totals.clone();
-    loom::model(move || {
+    let mut builder = loom::model::Builder::new();
+    if let Some(bound) = bound {
+        builder.preemption_bound = Some(bound);
+    }
+    builder.check(move || {
         let drops = Drops {
             made: AtomicUsize::new(0),
             dropped: Arc::new(AtomicUsize::new(0)),
