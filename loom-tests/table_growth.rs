@@ -64,6 +64,10 @@ fn tg_replace_races_a_table_split() {
         assert_eq!(cache.stats().replacements, 1);
         cache.add(drops.session(b"k7", 7));
         assert_eq!(cache.bucket_count(), 2, "the table doubled");
-        assert_eq!(cache.get(b"k1").unwrap().serial, 10, "still the replacement");
+        assert_eq!(
+            cache.get(b"k1").unwrap().serial,
+            10,
+            "still the replacement"
+        );
     });
 }
