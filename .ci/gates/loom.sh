@@ -85,12 +85,14 @@ for entry in "${mutants[@]}"; do
   if one "mutant-$m" "$flags" "models::$test"; then
     echo "  mutant $m: SURVIVED $test"
     status=1
-  elif ! grep -qE 'panicked at loom-tests|Causality violation|panicked at .*loom' "target/loom-mutant-$m.log"; then
+  # Caught = the model fails: an assertion or loom's causality check panics, or the fault
+  # frees memory twice and glibc aborts the process (double free / heap corruption detected).
+  elif ! grep -qE 'panicked at loom-tests|Causality violation|panicked at .*loom|double free|corrupted|malloc|SIGABRT' "target/loom-mutant-$m.log"; then
     tail -30 "target/loom-mutant-$m.log"
     echo "  mutant $m: $test did not fail in a model"
     status=1
   else
-    echo "  mutant $m: caught by $test ($(grep -m1 -oE 'panicked at [^ ]+|Causality violation' "target/loom-mutant-$m.log"))"
+    echo "  mutant $m: caught by $test ($(grep -m1 -oE 'panicked at [^ ]+|Causality violation|double free[^(]*|corrupted[^(]*|malloc[^(]*' "target/loom-mutant-$m.log"))"
     caught=$((caught + 1))
   fi
 done
