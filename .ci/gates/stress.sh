@@ -5,7 +5,7 @@ cd "$(dirname "$0")/../.."
 start=$(date +%s)
 log=target/stress.log
 mkdir -p target
-if nice -n 15 cargo test --release -- --ignored --test-threads=1 >"$log" 2>&1; then
+if nice -n 15 cargo test --release --tests -- --ignored --test-threads=1 >"$log" 2>&1; then
   n=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
   echo "GATE stress: ok ($n ignored tests) in $(( $(date +%s) - start ))s"
 else
