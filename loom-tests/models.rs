@@ -545,3 +545,33 @@ fn t2_eviction_loses_race_to_replace() {
         w.finish(unwrap(cache));
     });
 }
+
+// ---- an add never evicts its own id (mutant: evict_own_id) --------------------------------
+
+/// Two adds of one new id into a full cache: whichever inserts evicts, and it must spare the
+/// id it added even when the other add replaced its entry in between (the replacement expires
+/// sooner than the only other entry, so a scan that spared just its own entry would take it).
+#[test]
+fn t2_add_never_evicts_its_own_id() {
+    model("t2_add_never_evicts_its_own_id", || {
+        let mut w = World::default();
+        let cache = Arc::new(w.cache(1));
+        let y = w.sess(9, Some(400));
+        let x1 = w.sess(1, Some(1));
+        let x2 = w.sess(1, Some(1));
+        assert!(cache.add(y.clone()));
+        let t = {
+            let (c, x2) = (cache.clone(), x2.clone());
+            thread::spawn(move || c.add(x2))
+        };
+        assert!(cache.add(x1.clone()));
+        assert!(t.join().unwrap());
+        assert!(cache.contains(&[1]), "an add evicted its own id");
+        assert_eq!(cache.len(), 1);
+        let st = cache.stats();
+        assert_eq!((st.inserts, st.replacements, st.cache_full), (2, 1, 1));
+        assert!(is(&w.causes(y.serial), &[RemovalCause::Evicted]));
+        drop((y, x1, x2));
+        w.finish(unwrap(cache));
+    });
+}

@@ -50,6 +50,7 @@ pub struct Builder<S: Session> {
     max_id_len: usize,
     on_remove: Option<RemoveCallback<S>>,
     on_miss: Option<MissHandler<S>>,
+    hash_seed: Option<u64>,
 }
 
 impl<S: Session> core::fmt::Debug for Builder<S> {
@@ -75,6 +76,7 @@ impl<S: Session> Default for Builder<S> {
             max_id_len: DEFAULT_MAX_ID_LEN,
             on_remove: None,
             on_miss: None,
+            hash_seed: None,
         }
     }
 }
@@ -129,6 +131,16 @@ impl<S: Session> Builder<S> {
         self
     }
 
+    /// Hashes ids with this fixed seed instead of a random one, so that a test input that
+    /// failed replays exactly (the seed decides which ids share a bucket, and so which entries a
+    /// sampled eviction looks at). Not for production: a known seed lets an attacker choose ids
+    /// that collide.
+    #[doc(hidden)]
+    pub fn hash_seed(mut self, seed: u64) -> Self {
+        self.hash_seed = Some(seed);
+        self
+    }
+
     /// Builds the cache.
     pub fn build(self) -> SessionCache<S> {
         let settings = Settings {
@@ -137,7 +149,13 @@ impl<S: Session> Builder<S> {
             mode: self.mode,
         };
         SessionCache {
-            policy: Policy::new(settings, self.clock, self.on_remove, self.max_id_len),
+            policy: Policy::new(
+                settings,
+                self.clock,
+                self.on_remove,
+                self.max_id_len,
+                self.hash_seed,
+            ),
             on_miss: self.on_miss,
         }
     }

@@ -41,8 +41,9 @@
 //!   occasional rebuild of that one bucket), and memory stays bounded under endless churn of
 //!   fresh ids.
 //! - **Capacity.** A single thread never sees more than `capacity` entries after an `add`
-//!   returns. Under concurrency the overshoot is at most the number of threads adding at that
-//!   moment.
+//!   returns, and an add evicts only what it must: expired entries pay first, and it never
+//!   evicts the id it added. Under concurrency the overshoot is at most the number of threads
+//!   adding at that moment.
 //! - **Reclamation.** Every `Arc` the cache took is released exactly once — on replace, remove,
 //!   take, eviction, expiry, `clear`, or when the cache is dropped — through deferred
 //!   reclamation (crossbeam-epoch), never while a reader that found it may still use it. Each
@@ -63,7 +64,8 @@
 //! - Default timeout 300 s, as OpenSSL's manual says; its 3.0 code uses 7200 s.
 //! - The eviction victim is the soonest-expiring of all entries only while the table has at
 //!   most 16 buckets (a cache built with capacity 1 to 64, until it grows); beyond that it is
-//!   the soonest-expiring of a sample of about five entries. The build-time capacity sizes the
+//!   the soonest-expiring of a sample of at least five live entries (more buckets are read
+//!   while fewer were seen, up to the whole table), after the expired entries met on the way. The build-time capacity sizes the
 //!   table, so a cache built unbounded and later given capacity 2 samples.
 //! - `on_remove` also reports replacements and takes (with their cause), and is not called for
 //!   a `remove` that found nothing.

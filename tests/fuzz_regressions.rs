@@ -112,6 +112,7 @@ fn cfg(capacity: usize, timeout: usize, mode: CacheMode, on_miss: bool) -> Confi
         timeout: TIMEOUTS[timeout],
         mode,
         on_miss,
+        hash_seed: 0,
     }
 }
 

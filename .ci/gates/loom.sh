@@ -68,6 +68,7 @@ mutants=(
   "evict_by_key:t2_eviction_never_takes_a_fresh_replacement"
   "no_freeze:t2_add_and_remove_racing_a_rebuild"
   "copy_dead:t3_reader_on_frozen_block_vs_completed_remove"
+  "evict_own_id:t2_add_never_evicts_its_own_id"
 )
 caught=0
 if [ "${LOOM_MUTANTS:-1}" = 1 ]; then

@@ -7,13 +7,15 @@
 //!   rank (`added + timeout`, saturating). An entry is expired iff `now > rank`. "Now" never
 //!   goes back: a clock that does is treated as standing still until it passes its maximum.
 //! - **Capacity.** After an insert of a new id pushes the live count over the capacity, the
-//!   inserting thread evicts: it looks at a window of buckets from its stripe's hand and removes
-//!   the entry that expires soonest (ties: the earlier added), never the entry it just added. In
-//!   tables of at most [`EXACT_BUCKETS`] buckets (a cache built with capacity up to 64, until it
-//!   grows; the build-time capacity sizes the table) the window is the whole table, so the
-//!   choice is exact; beyond that it is a sample of [`SAMPLE_BUCKETS`] buckets
-//!   (about five entries), an approximation of OpenSSL's sorted list at O(1) cost. Expired entries
-//!   met on the way are removed first (unless `NO_AUTO_CLEAR`).
+//!   inserting thread evicts its own excess (see `make_room`): expired entries met while it
+//!   gathers candidates pay first; then the live candidate that expires soonest (ties: the
+//!   earlier added within a thread; between threads in one clock tick, either) is evicted,
+//!   never one under the id just added. In tables of at most [`EXACT_BUCKETS`] buckets (a cache
+//!   built with capacity up to 64, until it grows; the build-time capacity sizes the table) the
+//!   candidates are the whole table, so the choice is exact; beyond that they are the first
+//!   [`SAMPLE_ENTRIES`] or more live entries of the buckets read from the stripe's hand,
+//!   [`SAMPLE_BUCKETS`] at a time (the whole table if it holds fewer), an approximation of
+//!   OpenSSL's sorted list at O(1) cost at capacity.
 //! - **Sweeping.** Every [`SWEEP_EVERY`]th insert that does not evict also removes the expired
 //!   entries of one bucket at the hand, so expired sessions do not linger in a cache that is not
 //!   full (amortised O(1)); `flush_expired` removes them all.
@@ -31,14 +33,17 @@ use crate::loom::sync::atomic::{
     AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
-use crate::raw::{EntryId, Found, Insert, OnExisting, Order, RawTable};
+use crate::raw::{Found, Fresh, Insert, OnExisting, Order, RawTable};
 use crate::reclaim::{Guard, Pinned};
 use crate::{AddError, Added, CacheMode, RemovalCause, Session, Stats};
 
 /// Tables with at most this many buckets are scanned whole to choose an eviction victim.
 const EXACT_BUCKETS: usize = 16;
-/// Buckets sampled per eviction in larger tables (about five entries).
+/// Buckets read per step of a sampled eviction (about eight entries at capacity).
 const SAMPLE_BUCKETS: usize = 2;
+/// Live candidates a sampled eviction compares before it evicts (more buckets are read while
+/// fewer were seen, up to the whole table).
+const SAMPLE_ENTRIES: usize = 5;
 /// One insert in this many sweeps a bucket for expired entries.
 const SWEEP_EVERY: u64 = 4;
 /// Buckets of an unbounded cache (capacity 0) to start with; the array doubles as it fills.
@@ -107,13 +112,14 @@ impl<S: Session> Policy<S> {
         clock: Box<dyn Clock>,
         on_remove: Option<RemoveCallback<S>>,
         max_id_len: usize,
+        hash_seed: Option<u64>,
     ) -> Self {
         let buckets = match settings.capacity {
             0 => UNBOUNDED_BUCKETS,
             n => n.div_ceil(ENTRIES_PER_BUCKET).min(MAX_INITIAL_BUCKETS),
         };
         Policy {
-            table: RawTable::new(buckets),
+            table: RawTable::new(buckets, hash_seed),
             counters: Counters::new(),
             settings: LiveSettings {
                 capacity: AtomicUsize::new(settings.capacity),
@@ -227,16 +233,14 @@ impl<S: Session> Policy<S> {
         let mut kept = None;
         let added = {
             let guard = self.table.pin();
-            let hash = self.table.hash(session.id());
             match self.table.insert(
                 session,
                 |s| s.id(),
-                hash,
                 Order { rank, seq },
                 on_existing,
                 &guard,
             ) {
-                Insert::New(new) => {
+                Insert::New(fresh) => {
                     Stripe::bump(&stripe.inserts);
                     let before = self.counters.add_live(1);
                     let auto_clear = !self.mode().contains(CacheMode::NO_AUTO_CLEAR);
@@ -252,7 +256,7 @@ impl<S: Session> Policy<S> {
                         self.make_room(
                             capacity,
                             owed as usize,
-                            new,
+                            &fresh,
                             now,
                             auto_clear,
                             &guard,
@@ -285,14 +289,25 @@ impl<S: Session> Policy<S> {
         Ok((added, kept))
     }
 
-    /// Evicts up to `owed` entries while the cache is over `capacity`, sparing the entry `new`
-    /// just added. An expired entry removed on the way pays for one eviction.
+    /// Evicts up to `owed` entries while the cache is over `capacity`, never one cached under
+    /// the key of `fresh`, the entry this insert made. An expired entry removed on the way pays for one eviction.
+    ///
+    /// Two rules keep an eviction from ever being needless:
+    /// - **An add never evicts its own id.** The entry under that key is the one this insert
+    ///   made, or a racing add's replacement of it; either way it is the session just added.
+    ///   (Sparing only the exact entry this insert made let a thread evict the replacement a
+    ///   racing add of the same id had just put there.)
+    /// - **A live entry is evicted only after a full sample was gathered.** Expired entries met
+    ///   while gathering pay first; a live victim is chosen from at least [`SAMPLE_ENTRIES`]
+    ///   candidates, or from the whole table when it holds fewer. (Evicting the best entry of
+    ///   each window as soon as it was read evicted a live session in a sparse table, after a
+    ///   shrink, while the expired entries that would have paid sat in the next window.)
     #[allow(clippy::too_many_arguments)]
     fn make_room<'g>(
         &self,
         capacity: usize,
         mut owed: usize,
-        new: EntryId,
+        fresh: &Fresh<'g, S>,
         now: u64,
         auto_clear: bool,
         guard: &'g Guard,
@@ -300,46 +315,50 @@ impl<S: Session> Policy<S> {
     ) {
         let stripe = self.counters.local();
         let buckets = self.table.bucket_count(guard);
-        // Buckets looked at since the last eviction: once round the table without finding a
-        // victim means only the new entry is left (or other threads evicted it all).
-        let mut fruitless = 0;
-        while owed > 0 && self.counters.len() > capacity && fruitless < buckets {
-            let (start, window) = if buckets <= EXACT_BUCKETS {
-                (0, buckets)
-            } else {
-                // Relaxed: the hand only spreads the samples; races merely repeat a window.
-                let hand = stripe.hand.load(Relaxed);
-                stripe
-                    .hand
-                    .store(hand.wrapping_add(SAMPLE_BUCKETS), Relaxed);
-                (hand, SAMPLE_BUCKETS)
-            };
+        let exact = buckets <= EXACT_BUCKETS;
+        while owed > 0 && self.counters.len() > capacity {
             let mut victim: Option<Found<'g, S>> = None;
-            for b in 0..window {
-                self.table
-                    .for_each_in_bucket(start.wrapping_add(b), guard, |found| {
-                        if found.id() == new {
-                            return;
-                        }
-                        if auto_clear && now > found.rank() {
-                            if self.unlink(&found, RemovalCause::Expired, guard, removed) {
-                                owed = owed.saturating_sub(1);
+            let mut candidates = 0;
+            let mut looked = 0;
+            while looked < buckets && owed > 0 && (exact || candidates < SAMPLE_ENTRIES) {
+                let (start, window) = if exact {
+                    (0, buckets)
+                } else {
+                    // Relaxed: the hand only spreads the samples; races merely repeat a window.
+                    let hand = stripe.hand.load(Relaxed);
+                    stripe
+                        .hand
+                        .store(hand.wrapping_add(SAMPLE_BUCKETS), Relaxed);
+                    (hand, SAMPLE_BUCKETS)
+                };
+                for b in 0..window {
+                    self.table
+                        .for_each_in_bucket(start.wrapping_add(b), guard, |found| {
+                            if found.shares_key_with(fresh) {
+                                return;
                             }
-                            return;
-                        }
-                        let sooner = victim.as_ref().map_or(true, |v| found.goes_before(v));
-                        if sooner {
-                            victim = Some(found);
-                        }
-                    });
+                            if auto_clear && now > found.rank() {
+                                if self.unlink(&found, RemovalCause::Expired, guard, removed) {
+                                    owed = owed.saturating_sub(1);
+                                }
+                                return;
+                            }
+                            candidates += 1;
+                            if victim.as_ref().map_or(true, |v| found.goes_before(v)) {
+                                victim = Some(found);
+                            }
+                        });
+                }
+                looked += window;
             }
             if owed == 0 {
                 break;
             }
+            // Nothing but this add's own id is left (or other threads evicted the rest).
             let Some(victim) = victim else {
-                fruitless += window;
-                continue;
+                break;
             };
+            debug_assert!(!victim.shares_key_with(fresh), "an add evicting its own id");
             // Reserve the eviction on the live count first, so that racing inserts together
             // evict exactly the excess (not one each for every insert they can see).
             if !self.counters.reserve_eviction(capacity) {
@@ -349,7 +368,6 @@ impl<S: Session> Policy<S> {
                 Stripe::bump(&stripe.cache_full);
                 removed.push((session, RemovalCause::Evicted));
                 owed -= 1;
-                fruitless = 0;
             } else {
                 // Lost a race: the victim was replaced or removed after we chose it. Give the
                 // reservation back and look again: the table changed, and there may still be too

@@ -97,9 +97,9 @@ pub(crate) const BLOCK_WIDTH: usize = 8;
 pub(crate) const BLOCK_WIDTH: usize = 2;
 
 /// The outcome of [`RawTable::insert`].
-pub(crate) enum Insert<T> {
-    /// The key was absent (or dead); the new entry has this identity.
-    New(EntryId),
+pub(crate) enum Insert<'g, T> {
+    /// The key was absent (or dead); this is the new entry.
+    New(Fresh<'g, T>),
     /// Another value was cached under the key; here is a reference to it.
     Replaced(Arc<T>),
     /// That very value (`Arc::ptr_eq`) was cached: its order was refreshed, and the caller's
@@ -126,9 +126,10 @@ pub(crate) struct Order {
     pub(crate) seq: u64,
 }
 
-/// The identity of an entry, comparable while the guard that saw it is held.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct EntryId(usize);
+/// The entry an insert just published, seen under the insert's guard.
+pub(crate) struct Fresh<'g, T> {
+    entry: Shared<'g, Entry<T>>,
+}
 
 /// A live entry seen under a guard.
 pub(crate) struct Found<'g, T> {
@@ -182,9 +183,21 @@ impl<'g, T> Found<'g, T> {
         a < b || (a == b && (self.seq().wrapping_sub(other.seq()) as i32) < 0)
     }
 
+    /// Whether this entry is cached under the key of `fresh`: the entry an insert made, or
+    /// one that replaced it since.
     #[inline]
-    pub(crate) fn id(&self) -> EntryId {
-        EntryId(self.entry.as_raw() as usize)
+    pub(crate) fn shares_key_with(&self, fresh: &Fresh<'_, T>) -> bool {
+        if self.entry == fresh.entry {
+            return true;
+        }
+        // Fault for the loom gate: spare only the very entry the insert made, so an add can
+        // evict a racing add's replacement of it (model `t2_add_never_evicts_its_own_id`).
+        #[cfg(session_cache_mutant = "evict_own_id")]
+        return false;
+        // SAFETY: `fresh` was published under a guard that is still held (its lifetime), and
+        // entries are freed only through deferred reclamation.
+        let fresh = unsafe { fresh.entry.deref() };
+        fresh.with_key(|key| self.entry().has_key(key))
     }
 }
 
@@ -278,14 +291,23 @@ impl<T> core::fmt::Debug for RawTable<T> {
 }
 
 impl<T: Send + Sync + 'static> RawTable<T> {
-    /// A table of at least `buckets` buckets (rounded up to a power of two), all empty.
-    pub(crate) fn new(buckets: usize) -> Self {
+    /// A table of at least `buckets` buckets (rounded up to a power of two), all empty. Keys
+    /// are hashed with a random seed, or with `seed` when given (tests that must replay a
+    /// failing input exactly: the seed decides which keys share a bucket).
+    pub(crate) fn new(buckets: usize, seed: Option<u64>) -> Self {
         let n = buckets.max(1).next_power_of_two();
         // Loom needs the same hashes in every execution it replays.
         #[cfg(session_cache_loom)]
-        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
-        #[cfg(not(session_cache_loom))]
-        let hasher = ahash::RandomState::new();
+        let seed = seed.or(Some(1));
+        let hasher = match seed {
+            Some(seed) => ahash::RandomState::with_seeds(
+                seed,
+                seed ^ 0x9e37_79b9_7f4a_7c15,
+                seed.rotate_left(21),
+                !seed,
+            ),
+            None => ahash::RandomState::new(),
+        };
         RawTable {
             root: Atomic::new(Table::new(n)),
             hasher,
@@ -415,21 +437,23 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     ///
     /// An identical re-add keeps the cached rank unless `refresh_rank`, and always takes the new
     /// `seq` (it becomes the most recent among equal ranks).
-    pub(crate) fn insert(
+    pub(crate) fn insert<'g>(
         &self,
         value: Arc<T>,
         key_of: impl FnOnce(&T) -> &[u8],
-        hash: u64,
         order: Order,
         on_existing: OnExisting,
-        guard: &Guard,
-    ) -> Insert<T> {
+        guard: &'g Guard,
+    ) -> Insert<'g, T> {
         let Order { rank, seq } = order;
         let refresh_rank = matches!(on_existing, OnExisting::Replace { refresh_rank: true });
         let value = Arc::into_raw(value);
         // SAFETY: we hold the strong count we were given until it is published or dropped
         // below, and after publication the guard keeps it alive until we return.
         let key = key_of(unsafe { &*value });
+        // The key is read once: it is hashed, stored and compared as this one reading, so a
+        // value whose key changes while cached can only make its own lookups miss.
+        let hash = self.hash(key);
         let tag = tag_of(hash);
         let mut new = Owned::new(Entry::new(key, rank, seq, value));
         self.help_grow(guard);
@@ -437,7 +461,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             let spot = self.write_spot(hash, guard);
             let Some(b) = spot.block() else {
                 match self.install_first(spot.bucket(), new, tag, guard) {
-                    Ok(id) => return Insert::New(id),
+                    Ok(entry) => return Insert::New(Fresh { entry }),
                     Err(back) => {
                         new = back;
                         continue;
@@ -463,7 +487,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                     {
                         Ok(published) => {
                             b.slot(i).set_tag(tag);
-                            return Insert::New(EntryId(published.as_raw() as usize));
+                            return Insert::New(Fresh { entry: published });
                         }
                         // Someone claimed it (or froze it): look again.
                         Err(e) => {
@@ -484,7 +508,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                         // SAFETY: the dead entry is unlinked; its value was released when it
                         // died, so only the entry itself is freed.
                         unsafe { self.retire_entry(word.with_tag(0), guard) };
-                        return Insert::New(EntryId(published.as_raw() as usize));
+                        return Insert::New(Fresh { entry: published });
                     }
                     Err(e) => {
                         new = e.new;
@@ -554,13 +578,13 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     }
 
     /// Installs a fresh block holding only `new` into a bucket that never had one.
-    fn install_first(
+    fn install_first<'g>(
         &self,
         bucket: &Atomic<Block<T>>,
         new: Owned<Entry<T>>,
         tag: u8,
-        guard: &Guard,
-    ) -> Result<EntryId, Owned<Entry<T>>> {
+        guard: &'g Guard,
+    ) -> Result<Shared<'g, Entry<T>>, Owned<Entry<T>>> {
         let fresh = new_block(BLOCK_WIDTH);
         // Relaxed: the block is published by the `AcqRel` CAS below.
         fresh.slot(0).word.store(new, Relaxed);
@@ -572,7 +596,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                     .slot(0)
                     .word
                     .load(Relaxed, guard);
-                Ok(EntryId(first.as_raw() as usize))
+                Ok(first)
             }
             Err(e) => {
                 // SAFETY: the block was never published; we stored `new` there ourselves, and

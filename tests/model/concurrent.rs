@@ -46,13 +46,17 @@ pub enum CRes {
 
 pub struct Plan {
     pub capacity: usize,
+    /// The cache's hash seed, from the same byte as the capacity (its high bits).
+    pub hash_seed: u64,
     pub threads: Vec<Vec<COp>>,
 }
 
 /// Decodes a plan. Objects are made up front so the threads only call the cache.
 pub fn decode(data: &[u8], reg: &mut Registry) -> Plan {
     let mut b = Bytes::new(data);
-    let capacity = b.pick(4); // 0 = unbounded, else 1..=3
+    let first = b.byte();
+    let capacity = first as usize % 4; // 0 = unbounded, else 1..=3
+    let hash_seed = u64::from(first >> 2);
     let nthreads = 2 + b.pick(2);
     let mut threads: Vec<Vec<COp>> = vec![Vec::new(); nthreads];
     let mut last: Vec<HashMap<usize, Arc<TSession>>> = vec![HashMap::new(); nthreads];
@@ -100,7 +104,11 @@ pub fn decode(data: &[u8], reg: &mut Registry) -> Plan {
         };
         threads[t].push(op);
     }
-    Plan { capacity, threads }
+    Plan {
+        capacity,
+        hash_seed,
+        threads,
+    }
 }
 
 fn run_one(c: &SessionCache<TSession>, op: &COp) -> CRes {
@@ -128,6 +136,7 @@ pub fn run_concurrent(data: &[u8]) {
     let l = log.clone();
     let cache = SessionCache::<TSession>::builder()
         .capacity(plan.capacity)
+        .hash_seed(plan.hash_seed)
         .timeout(Duration::from_secs(300))
         .clock(ManualClock::new())
         .max_id_len(super::MAX_ID_LEN)

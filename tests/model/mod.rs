@@ -237,6 +237,9 @@ pub struct Config {
     pub timeout: Duration,
     pub mode: CacheMode,
     pub on_miss: bool,
+    /// The cache's hash seed: it decides which ids share a bucket, so a failing input replays
+    /// exactly, and the fuzzer explores layouts as well as operations.
+    pub hash_seed: u64,
 }
 
 impl Config {
@@ -244,12 +247,15 @@ impl Config {
         let capacity = b.pick(5);
         let timeout = TIMEOUTS[b.pick(TIMEOUTS.len())];
         let mode = modes()[b.pick(modes().len())];
-        let on_miss = b.byte() & 1 == 1;
+        let flags = b.byte();
+        let on_miss = flags & 1 == 1;
+        let hash_seed = u64::from(flags >> 1);
         Config {
             capacity,
             timeout,
             mode,
             on_miss,
+            hash_seed,
         }
     }
 }
@@ -510,7 +516,8 @@ impl Differential {
             .timeout(cfg.timeout)
             .clock(clock.clone())
             .mode(cfg.mode)
-            .max_id_len(MAX_ID_LEN);
+            .max_id_len(MAX_ID_LEN)
+            .hash_seed(cfg.hash_seed);
         let l = log.clone();
         builder = builder.on_remove(move |s: &Arc<TSession>, c: RemovalCause| {
             l.lock().unwrap().push((s.serial, c.into()))
