@@ -46,11 +46,10 @@
 //!   adding at that moment.
 //! - **Reclamation.** Every `Arc` the cache took is released exactly once — on replace, remove,
 //!   take, eviction, expiry, `clear`, or when the cache is dropped — through deferred
-//!   reclamation (crossbeam-epoch), never while a reader that found it may still use it. Each
-//!   thread hands its deferred releases to the collector every 16 unlinks, so a removed
-//!   session is dropped within 64 further operations of the thread that unlinked it (asserted
-//!   by `tests/release_delay.rs`); [`flush_deferred`] forces it, e.g. on a thread that only
-//!   reads.
+//!   reclamation (crossbeam-epoch), never while a reader that found it may still use it. A
+//!   session the cache unlinked is dropped within 64 further operations of the thread that
+//!   unlinked it, whatever they are (lookups included), while no other thread is pinned
+//!   (asserted by `tests/release_delay.rs`); [`flush_deferred`] forces it.
 //! - **Callbacks** run after the operation took effect, never while the thread is pinned. A
 //!   panicking callback cannot corrupt the cache: the other callbacks of the operation still run,
 //!   then the panic continues in the caller.

@@ -1,28 +1,64 @@
 //! Deferred reclamation: the one place that decides when unlinked memory may be freed.
 //!
 //! Two builds:
-//! - normally, crossbeam-epoch's global collector. [`Reclaimer::retire`] defers a release until
-//!   every thread pinned before the unlink has unpinned. To bound how long a removed session
-//!   (which holds key material) lives on, each thread flushes its deferred bag to the global
-//!   queue every [`FLUSH_EVERY`] retirements instead of waiting for crossbeam's bag of 64.
-//!   The interval trades throughput against the tail: each flush copies crossbeam's whole
-//!   64-slot bag (2 KiB) into a new queue node, so flushing every 4 retirements made an add +
-//!   remove pair 2071 instructions against 1783 at 16 (callgrind, single thread) and cost 27 %
-//!   of an evicting add, for a better p99 (about 4 against 6-7 us) but the same p99.9 (25-31
-//!   us) on the loaded 2-core machine. 16 keeps the release bound `tests/release_delay.rs`
-//!   asserts (64 operations).
+//! - normally, crossbeam-epoch's global collector. A release runs once every thread pinned
+//!   before the unlink has unpinned. Sessions hold key material, so how long a removed one lives
+//!   on is bounded here, on every kind of operation (gets included):
+//!   - each thread gathers what it retires in a local [`Batch`] of up to [`BATCH`] releases,
+//!     handed to the collector as *one* deferred function (instead of one per release, and a
+//!     2 KiB bag copied to the global queue every few), when it is full or when
+//!     [`HAND_OFF_AFTER`] further operations of the thread have passed since its first release;
+//!   - after a hand-off the thread flushes (lets the epoch advance and runs what is due) on
+//!     each of its next [`FLUSHES_AFTER_HAND_OFF`] operations: the epoch must advance twice
+//!     past the hand-off before the batch may run.
+//!
+//!   So while no other thread is pinned, a release runs within `HAND_OFF_AFTER +
+//!   FLUSHES_AFTER_HAND_OFF` further operations of the thread that unlinked it, whatever those
+//!   operations are (`tests/release_delay.rs` checks it). A thread that is pinned (or preempted
+//!   while pinned) elsewhere holds the epoch back, as it must. [`flush_deferred`] forces the
+//!   hand-off.
 //! - under `--cfg session_cache_graveyard`, a collector that never pins and frees everything
 //!   retired only when the table is dropped. Loom models with three threads use it: the real
-//!   collector's own atomics make those models intractable (tooling.md section 1), while the
-//!   table's protocol (all its slot and bucket words) is still fully visible to loom.
+//!   collector's own atomics make those models intractable (docs/design.md, "Proof"), while the
+//!   table's protocol (all its slot and bucket words) is still fully visible to loom. Loom
+//!   builds on the real collector defer each release on its own (no batch), so that the models
+//!   stay small.
 
 use core::ops::Deref;
 
 pub(crate) use crossbeam_epoch::{Atomic, Guard, Owned, Pointer, Shared};
 
-/// How many retirements a thread makes before it pushes its deferred bag to the global queue.
-#[cfg(not(session_cache_graveyard))]
-const FLUSH_EVERY: usize = 16;
+/// One deferred release: `release(data)` frees what `data` addresses.
+#[derive(Clone, Copy)]
+pub(crate) struct Retired {
+    data: usize,
+    release: unsafe fn(usize),
+}
+
+impl Retired {
+    /// # Safety
+    /// `release(data)` must be sound to call once, on any thread, after every reader that may
+    /// hold what `data` addresses is gone.
+    pub(crate) unsafe fn new(data: usize, release: unsafe fn(usize)) -> Self {
+        Retired { data, release }
+    }
+
+    fn run(self) {
+        // SAFETY: `Retired::new`'s contract; each `Retired` is run once (it is moved in).
+        unsafe { (self.release)(self.data) }
+    }
+}
+
+/// Releases a thread gathers before it hands them to the collector as one.
+#[cfg(not(any(session_cache_graveyard, session_cache_loom)))]
+const BATCH: usize = 64;
+/// Operations of a thread after its first gathered release by which the batch is handed off.
+#[cfg(not(any(session_cache_graveyard, session_cache_loom)))]
+const HAND_OFF_AFTER: u32 = 40;
+/// Flushes a thread makes on its next operations after a hand-off and its own flush (the
+/// epoch must advance twice past the hand-off before the batch may run).
+#[cfg(not(any(session_cache_graveyard, session_cache_loom)))]
+const FLUSHES_AFTER_HAND_OFF: u32 = 3;
 
 /// A pinned guard. Pointers loaded through it stay valid until it is dropped.
 pub(crate) struct Pinned {
@@ -48,19 +84,14 @@ impl Deref for Pinned {
     }
 }
 
-/// A retired release, kept until the table is dropped (graveyard build only).
-#[cfg(session_cache_graveyard)]
-struct Deferred(Box<dyn FnOnce()>);
-
-// SAFETY: the closures only free entries and blocks whose values are `Send + Sync`
-// (`Session: Send + Sync`), and each runs exactly once, on whichever thread drops the table.
-#[cfg(session_cache_graveyard)]
-unsafe impl Send for Deferred {}
+// SAFETY: a `Retired` is an address and a function that frees it; the tables retire only
+// memory of `Send + Sync` values (`RawTable<T: Send + Sync>`), so it may run on any thread.
+unsafe impl Send for Retired {}
 
 /// Owns the policy for freeing unlinked memory; one per table.
 pub(crate) struct Reclaimer {
     #[cfg(session_cache_graveyard)]
-    graveyard: crate::loom::sync::Mutex<Vec<Deferred>>,
+    graveyard: crate::loom::sync::Mutex<Vec<Retired>>,
 }
 
 impl core::fmt::Debug for Reclaimer {
@@ -77,44 +108,47 @@ impl Reclaimer {
         }
     }
 
-    /// Pins the current thread.
+    /// Pins the current thread for one operation, and takes this thread's release one step
+    /// further (see the module docs).
     #[inline]
     pub(crate) fn pin(&self) -> Pinned {
-        Pinned {
-            #[cfg(not(session_cache_graveyard))]
-            guard: crossbeam_epoch::pin(),
+        #[cfg(not(session_cache_graveyard))]
+        {
+            let guard = crossbeam_epoch::pin();
+            #[cfg(not(session_cache_loom))]
+            batch::on_operation(&guard);
+            Pinned { guard }
         }
+        #[cfg(session_cache_graveyard)]
+        Pinned {}
     }
 
-    /// Runs `release` once no thread that may have loaded the retired pointer (that is, any
+    /// Runs `retired` once no thread that may have loaded the retired pointer (that is, any
     /// thread pinned before the pointer was unlinked) is still pinned.
     ///
     /// # Safety
-    /// The pointer(s) `release` frees must already be unreachable from the table for new
-    /// readers, and `release` must be retired at most once per allocation.
+    /// The memory `retired` frees must already be unreachable from the table for new readers,
+    /// and be retired at most once.
     #[inline]
-    pub(crate) unsafe fn retire(&self, guard: &Guard, release: impl FnOnce() + 'static) {
-        #[cfg(not(session_cache_graveyard))]
-        {
-            // SAFETY: the caller guarantees the memory is unlinked; the epoch collector runs
-            // `release` only after every guard that could still see it is gone. The closure
-            // is not `Send`, but it only frees memory of `Send + Sync` values.
-            unsafe { guard.defer_unchecked(release) };
-            RETIRED.with(|n| {
-                let count = n.get() + 1;
-                n.set(count);
-                if count % FLUSH_EVERY == 0 {
-                    guard.flush();
-                }
-            });
-        }
+    pub(crate) unsafe fn retire(&self, guard: &Guard, retired: Retired) {
+        #[cfg(all(not(session_cache_graveyard), not(session_cache_loom)))]
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            batch::retire(guard, retired)
+        };
+        #[cfg(all(not(session_cache_graveyard), session_cache_loom))]
+        // SAFETY: the caller guarantees the memory is unlinked; the epoch collector runs the
+        // release only after every guard that could still see it is gone.
+        unsafe {
+            guard.defer_unchecked(move || retired.run())
+        };
         #[cfg(session_cache_graveyard)]
         {
             let _ = guard;
             self.graveyard
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(Deferred(Box::new(release)));
+                .push(retired);
         }
     }
 }
@@ -124,30 +158,208 @@ impl Drop for Reclaimer {
     fn drop(&mut self) {
         let graves =
             core::mem::take(&mut *self.graveyard.lock().unwrap_or_else(|e| e.into_inner()));
-        for Deferred(release) in graves {
-            release();
+        for retired in graves {
+            retired.run();
         }
     }
 }
 
-#[cfg(not(session_cache_graveyard))]
-crate::loom::thread_local! {
-    // Not `const { .. }`: loom's `thread_local!` has no const form.
-    #[allow(clippy::missing_const_for_thread_local)]
-    static RETIRED: core::cell::Cell<usize> = core::cell::Cell::new(0);
+/// The per-thread batch of the real collector.
+#[cfg(not(any(session_cache_graveyard, session_cache_loom)))]
+mod batch {
+    use core::cell::{Cell, RefCell};
+
+    use super::{Guard, Retired, BATCH, FLUSHES_AFTER_HAND_OFF, HAND_OFF_AFTER};
+
+    /// What a thread has retired and not yet handed to the collector, and where its release
+    /// stands.
+    struct Batch {
+        items: RefCell<Vec<Retired>>,
+        /// Operations until the next release step; 0: nothing to do (the fast path).
+        countdown: Cell<u32>,
+        /// Flushes still owed after a hand-off.
+        flushes: Cell<u32>,
+    }
+
+    impl Drop for Batch {
+        fn drop(&mut self) {
+            // A thread that exits hands off what it gathered: nothing is ever dropped unrun.
+            let items = core::mem::take(self.items.get_mut());
+            if !items.is_empty() {
+                let guard = crossbeam_epoch::pin();
+                hand_off(&guard, items);
+                guard.flush();
+            }
+        }
+    }
+
+    crate::loom::thread_local! {
+        // Not `const { .. }`: the facade's `thread_local!` must also accept loom's form.
+        #[allow(clippy::missing_const_for_thread_local)]
+        static LOCAL: Batch = Batch {
+            items: RefCell::new(Vec::new()),
+            countdown: Cell::new(0),
+            flushes: Cell::new(0),
+        };
+    }
+
+    /// Gives `items` to the collector as one deferred function.
+    fn hand_off(guard: &Guard, items: Vec<Retired>) {
+        // SAFETY: every item was retired under `Retired::new`'s contract: unlinked before it was
+        // gathered, so the collector may run it once every guard pinned before now is gone;
+        // each runs exactly once (the vector is moved in and consumed).
+        unsafe {
+            guard.defer_unchecked(move || {
+                for retired in items {
+                    retired.run();
+                }
+            })
+        };
+    }
+
+    /// # Safety
+    /// As [`super::Reclaimer::retire`].
+    #[inline]
+    pub(super) unsafe fn retire(guard: &Guard, retired: Retired) {
+        let gathered = LOCAL.try_with(|local| {
+            let Ok(mut items) = local.items.try_borrow_mut() else {
+                // Re-entered from a release that runs user code (a session's `Drop` calling
+                // into a cache while a hand-off runs): defer this one on its own.
+                return false;
+            };
+            if items.capacity() == 0 {
+                items.reserve_exact(BATCH);
+            }
+            items.push(retired);
+            if items.len() >= BATCH {
+                let full = core::mem::replace(&mut *items, Vec::with_capacity(BATCH));
+                drop(items);
+                hand_off(guard, full);
+                guard.flush();
+                local.flushes.set(FLUSHES_AFTER_HAND_OFF);
+                local.countdown.set(1);
+            } else if local.countdown.get() == 0 {
+                local.countdown.set(HAND_OFF_AFTER);
+            }
+            true
+        });
+        if gathered != Ok(true) {
+            // The thread is exiting (its batch is gone) or re-entered: defer directly.
+            // SAFETY: as `hand_off`.
+            unsafe { guard.defer_unchecked(move || retired.run()) };
+            guard.flush();
+        }
+    }
+
+    /// One operation of this thread has begun under `guard`.
+    #[inline]
+    pub(super) fn on_operation(guard: &Guard) {
+        let _ = LOCAL.try_with(|local| {
+            let n = local.countdown.get();
+            if n == 0 {
+                return;
+            }
+            if n > 1 {
+                local.countdown.set(n - 1);
+                return;
+            }
+            step(local, guard);
+        });
+    }
+
+    /// The countdown ran out: make one flush owed after a hand-off, or hand off the batch.
+    #[cold]
+    fn step(local: &Batch, guard: &Guard) {
+        let owed = local.flushes.get();
+        if owed > 0 {
+            // A flush of an empty local bag only lets the epoch advance and runs what is due.
+            guard.flush();
+            local.flushes.set(owed - 1);
+            if owed > 1 {
+                local.countdown.set(1);
+            } else {
+                // Releases gathered meanwhile start their own countdown.
+                let pending = local
+                    .items
+                    .try_borrow()
+                    .is_ok_and(|items| !items.is_empty());
+                local
+                    .countdown
+                    .set(if pending { HAND_OFF_AFTER } else { 0 });
+            }
+            return;
+        }
+        let gathered = match local.items.try_borrow_mut() {
+            Ok(mut items) if !items.is_empty() => {
+                Some(core::mem::replace(&mut *items, Vec::with_capacity(BATCH)))
+            }
+            Ok(_) => {
+                local.countdown.set(0);
+                return;
+            }
+            // Re-entered while the batch is borrowed: try again on the next operation.
+            Err(_) => None,
+        };
+        match gathered {
+            Some(items) => {
+                hand_off(guard, items);
+                guard.flush();
+                local.flushes.set(FLUSHES_AFTER_HAND_OFF);
+                local.countdown.set(1);
+            }
+            None => local.countdown.set(1),
+        }
+    }
+
+    /// Hands off this thread's batch now (for [`super::flush_deferred`]).
+    pub(super) fn hand_off_now(guard: &Guard) {
+        let _ = LOCAL.try_with(|local| {
+            if let Ok(mut items) = local.items.try_borrow_mut() {
+                if !items.is_empty() {
+                    let all = core::mem::take(&mut *items);
+                    drop(items);
+                    hand_off(guard, all);
+                }
+            }
+            local.countdown.set(0);
+            local.flushes.set(0);
+        });
+    }
 }
 
-/// Pushes this thread's deferred releases to the global queue and lets the epoch advance, so
-/// that sessions unlinked from any cache are dropped now rather than later.
+/// Hands this thread's deferred releases to the collector and lets the epoch advance, so that
+/// sessions unlinked from any cache are dropped now rather than a few operations later.
 ///
 /// Removed, replaced, evicted and expired sessions are released through deferred reclamation
-/// (never while another thread may still be reading them). Normally that happens within a few
-/// dozen operations; call this to release them promptly, for example before counting drops in a
-/// test or after [`SessionCache::clear`](crate::SessionCache::clear) when the sessions' key
-/// material should go. It cannot free what a thread that is pinned right now may still read.
+/// (never while another thread may still be reading them): within a few dozen further
+/// operations of the thread that unlinked them, whatever those operations are. Call this to
+/// release them at once, for example before counting drops in a test, or after
+/// [`SessionCache::clear`](crate::SessionCache::clear) when the sessions' key material should go
+/// now. It cannot free what a thread that is pinned right now may still read.
+///
+/// ```
+/// use session_cache::{flush_deferred, Session, SessionCache};
+/// use std::sync::Arc;
+///
+/// struct S([u8; 4]);
+/// impl Session for S {
+///     fn id(&self) -> &[u8] { &self.0 }
+/// }
+///
+/// let cache = SessionCache::new();
+/// let s = Arc::new(S(*b"abcd"));
+/// cache.add(s.clone());
+/// cache.remove(&s);
+/// flush_deferred();
+/// assert_eq!(Arc::strong_count(&s), 1, "the cache's reference is gone");
+/// ```
 pub fn flush_deferred() {
     #[cfg(not(session_cache_graveyard))]
-    for _ in 0..32 {
-        crossbeam_epoch::pin().flush();
+    {
+        #[cfg(not(session_cache_loom))]
+        batch::hand_off_now(&crossbeam_epoch::pin());
+        for _ in 0..32 {
+            crossbeam_epoch::pin().flush();
+        }
     }
 }

@@ -84,7 +84,7 @@ use std::sync::Arc;
 
 use crate::loom::sync::atomic::AtomicUsize;
 use crate::loom::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
-use crate::reclaim::{Atomic, Guard, Owned, Pinned, Pointer, Reclaimer, Shared};
+use crate::reclaim::{Atomic, Guard, Owned, Pinned, Pointer, Reclaimer, Retired, Shared};
 
 use self::block::{new_block, tag_of, Block, Slots};
 pub(crate) use self::entry::clone_arc;
@@ -917,12 +917,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 .compare_exchange(current, next, AcqRel, Acquire, guard)
                 .is_ok()
         {
-            let raw = current.as_raw() as *mut Table<T>;
             // SAFETY: unlinked from the root; its buckets are all `MOVED` (null), so freeing it
             // frees only its bucket array. Readers that still hold it are pinned.
             unsafe {
-                self.reclaim
-                    .retire(guard, move || drop(Owned::from_raw(raw)));
+                let retired = Retired::new(current.into_usize(), free_table::<T>);
+                self.reclaim.retire(guard, retired);
             }
         }
     }
@@ -930,57 +929,93 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// # Safety
     /// `entry` is unlinked, and its value's count is not owned by it (released or moved).
     unsafe fn retire_entry(&self, entry: Shared<'_, Entry<T>>, guard: &Guard) {
-        let raw = entry.as_raw() as *mut Entry<T>;
         // SAFETY: per the contract; freed once, after every reader that may see it.
         unsafe {
-            self.reclaim
-                .retire(guard, move || drop(Owned::from_raw(raw)));
+            let retired = Retired::new(entry.with_tag(0).into_usize(), free_entry::<T>);
+            self.reclaim.retire(guard, retired);
         }
     }
 
     /// # Safety
     /// `entry` is unlinked and owns one strong count of its value.
     unsafe fn retire_entry_and_value(&self, entry: Shared<'_, Entry<T>>, guard: &Guard) {
-        let raw = entry.as_raw() as *mut Entry<T>;
         // SAFETY: per the contract; both are released once, after every reader.
         unsafe {
-            self.reclaim.retire(guard, move || {
-                let entry = Owned::from_raw(raw);
-                drop(Arc::from_raw(entry.value_ptr()));
-            });
+            let retired = Retired::new(entry.with_tag(0).into_usize(), free_entry_and_value::<T>);
+            self.reclaim.retire(guard, retired);
         }
     }
 
     /// # Safety
     /// `value` is a strong count the table owned and just unlinked.
     unsafe fn retire_value(&self, value: *const T, guard: &Guard) {
-        // The pointer crosses to the reclaiming thread as an address: `T: Send + Sync`.
-        let addr = value as usize;
         // SAFETY: per the contract; released once, after every reader.
         unsafe {
-            self.reclaim
-                .retire(guard, move || drop(Arc::from_raw(addr as *const T)));
+            let retired = Retired::new(value as usize, release_value::<T>);
+            self.reclaim.retire(guard, retired);
         }
     }
 
     /// # Safety
     /// `block` is frozen and unlinked from its bucket.
     unsafe fn retire_block(&self, block: Shared<'_, Block<T>>, guard: &Guard) {
-        let data = block.with_tag(0).into_usize();
         // SAFETY: per the contract. The `DEAD` entries left in a frozen block belong to it
         // (module docs, point 4); its live entries moved on and are not touched.
         unsafe {
-            self.reclaim.retire(guard, move || {
-                let block = Owned::<Block<T>>::from_usize(data);
-                let unprotected = crossbeam_epoch::unprotected();
-                for slot in block.slots() {
-                    // Relaxed: reclamation happens after every access to the block.
-                    let word = slot.word.load(Relaxed, unprotected);
-                    if !word.is_null() && word.tag() & DEAD != 0 {
-                        drop(word.with_tag(0).into_owned());
-                    }
-                }
-            });
+            let retired = Retired::new(block.with_tag(0).into_usize(), free_block::<T>);
+            self.reclaim.retire(guard, retired);
+        }
+    }
+}
+
+// The releases the table retires, each taking the address it was retired with. They run on
+// whichever thread the collector picks: `T: Send + Sync` for every table that retires them.
+
+/// # Safety
+/// `data` is an unlinked `Table<T>` whose buckets are all `MOVED`, retired once.
+unsafe fn free_table<T>(data: usize) {
+    // SAFETY: per the contract.
+    drop(unsafe { Owned::<Table<T>>::from_usize(data) });
+}
+
+/// # Safety
+/// `data` is an unlinked `Entry<T>` that no longer owns a strong count, retired once.
+unsafe fn free_entry<T>(data: usize) {
+    // SAFETY: per the contract.
+    drop(unsafe { Owned::<Entry<T>>::from_usize(data) });
+}
+
+/// # Safety
+/// `data` is an unlinked `Entry<T>` owning one strong count of its value, retired once.
+unsafe fn free_entry_and_value<T>(data: usize) {
+    // SAFETY: per the contract: the entry is ours, and so is the count it holds.
+    unsafe {
+        let entry = Owned::<Entry<T>>::from_usize(data);
+        drop(Arc::from_raw(entry.value_ptr()));
+    }
+}
+
+/// # Safety
+/// `data` is a strong count of an `Arc<T>` (`Arc::into_raw`) the table unlinked, retired once.
+unsafe fn release_value<T>(data: usize) {
+    // SAFETY: per the contract.
+    drop(unsafe { Arc::from_raw(data as *const T) });
+}
+
+/// # Safety
+/// `data` is a frozen `Block<T>` unlinked from its bucket, retired once; the `DEAD` entries
+/// left in it belong to it, its live entries moved on.
+unsafe fn free_block<T>(data: usize) {
+    // SAFETY: per the contract.
+    unsafe {
+        let block = Owned::<Block<T>>::from_usize(data);
+        let unprotected = crossbeam_epoch::unprotected();
+        for slot in block.slots() {
+            // Relaxed: reclamation happens after every access to the block.
+            let word = slot.word.load(Relaxed, unprotected);
+            if !word.is_null() && word.tag() & DEAD != 0 {
+                drop(word.with_tag(0).into_owned());
+            }
         }
     }
 }
