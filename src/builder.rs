@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, MonotonicClock};
+use crate::clock::{Clock, MonotonicClock, TimeSource};
 use crate::policy::{Policy, RemoveCallback, Settings};
 use crate::{CacheMode, RemovalCause, Session, SessionCache};
 
@@ -46,7 +46,7 @@ pub struct Builder<S: Session> {
     capacity: usize,
     timeout: Duration,
     mode: CacheMode,
-    clock: Box<dyn Clock>,
+    clock: TimeSource,
     max_id_len: usize,
     on_remove: Option<RemoveCallback<S>>,
     on_miss: Option<MissHandler<S>>,
@@ -72,7 +72,7 @@ impl<S: Session> Default for Builder<S> {
             capacity: DEFAULT_CAPACITY,
             timeout: DEFAULT_TIMEOUT,
             mode: CacheMode::default(),
-            clock: Box::new(MonotonicClock),
+            clock: TimeSource::of(MonotonicClock),
             max_id_len: DEFAULT_MAX_ID_LEN,
             on_remove: None,
             on_miss: None,
@@ -98,7 +98,7 @@ impl<S: Session> Builder<S> {
 
     /// The time source. Default: [`MonotonicClock`].
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Box::new(clock);
+        self.clock = TimeSource::of(clock);
         self
     }
 

@@ -111,6 +111,55 @@ impl Clock for ManualClock {
 }
 
 /// Nanoseconds, saturating at `u64::MAX` (about 584 years: "never").
+/// The clock as the cache reads it: the default clock called directly, in `u64` nanoseconds
+/// (no virtual call, no `Duration` arithmetic on the hot path), or any other [`Clock`].
+pub(crate) enum TimeSource {
+    Monotonic,
+    Custom(Box<dyn Clock>),
+}
+
+impl TimeSource {
+    pub(crate) fn of<C: Clock>(clock: C) -> Self {
+        if core::any::TypeId::of::<C>() == core::any::TypeId::of::<MonotonicClock>() {
+            TimeSource::Monotonic
+        } else {
+            TimeSource::Custom(Box::new(clock))
+        }
+    }
+
+    /// Now, in nanoseconds, saturating.
+    #[inline]
+    pub(crate) fn now_nanos(&self) -> u64 {
+        match self {
+            TimeSource::Monotonic => MonotonicClock::nanos(),
+            TimeSource::Custom(clock) => duration_to_nanos(clock.now()),
+        }
+    }
+}
+
+impl MonotonicClock {
+    /// [`Clock::now`] in nanoseconds.
+    #[cfg(all(target_os = "linux", not(session_cache_loom)))]
+    #[inline]
+    fn nanos() -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: as in `Clock::now`.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        (ts.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(ts.tv_nsec as u64)
+    }
+
+    #[cfg(not(all(target_os = "linux", not(session_cache_loom))))]
+    #[inline]
+    fn nanos() -> u64 {
+        duration_to_nanos(MonotonicClock.now())
+    }
+}
+
 #[inline]
 pub(crate) fn duration_to_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)

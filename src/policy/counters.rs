@@ -1,14 +1,20 @@
 //! Statistics and the live-entry count.
 //!
 //! Statistics are striped: one cache-padded stripe per thread slot, summed on read, so that no
-//! single counter is written by every thread on the get path. The number of live entries is one
+//! single counter is written by every thread on the get path. A thread that holds one of the
+//! process's first thread slots (see [`thread_slot`]) owns the stripe of that number outright and
+//! counts with a plain load and store, no locked instruction; threads beyond the stripes share
+//! one last stripe, counted with atomic read-modify-writes. The number of live entries is one
 //! atomic: eviction must know exactly how far over capacity the cache is, or racing inserts each
 //! evict for the other's entry too (a capacity-1 cache could end empty), so it reserves each
 //! eviction on that count ([`Counters::reserve_eviction`]).
 
 use crossbeam_utils::CachePadded;
 
-use crate::loom::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use crate::loom::sync::atomic::{
+    AtomicIsize, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use crate::Stats;
 
 /// One thread slot's counters.
@@ -30,10 +36,13 @@ pub(crate) struct Stripe {
     pub(crate) seq: AtomicU64,
     /// Where this stripe's eviction and sweeping hand points next (a bucket index).
     pub(crate) hand: AtomicUsize,
+    /// Whether several threads may write this stripe at once (the overflow stripe, or every
+    /// stripe in loom models), so that counts need read-modify-writes.
+    shared: bool,
 }
 
 impl Stripe {
-    fn new(index: usize) -> Self {
+    fn new(index: usize, shared: bool) -> Self {
         Stripe {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -48,12 +57,29 @@ impl Stripe {
             seq: AtomicU64::new(0),
             // Spread the hands so threads sample different buckets.
             hand: AtomicUsize::new(index.wrapping_mul(0x9E37_79B9)),
+            shared,
         }
     }
 
+    /// Adds one to `counter`, a field of this stripe.
     #[inline]
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Relaxed);
+    pub(crate) fn bump(&self, counter: &AtomicU64) {
+        self.next(counter);
+    }
+
+    /// Adds one to `counter`, a field of this stripe; returns its value before.
+    #[inline]
+    pub(crate) fn next(&self, counter: &AtomicU64) -> u64 {
+        if self.shared {
+            counter.fetch_add(1, Relaxed)
+        } else {
+            // Relaxed load and store: this thread is the stripe's only writer (it holds the
+            // stripe's thread slot; a previous holder's writes happen-before through the slot
+            // bitmap, see `thread_slot`), so nothing can come between the two.
+            let n = counter.load(Relaxed);
+            counter.store(n.wrapping_add(1), Relaxed);
+            n
+        }
     }
 }
 
@@ -66,26 +92,27 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn new() -> Self {
-        // Loom: one stripe keeps the models small.
+        // Loom: one (shared) stripe keeps the models small.
         #[cfg(session_cache_loom)]
-        let n = 1;
-        // Four stripes per core: threads that share a stripe still only contend on it when
-        // they run at the same moment.
+        let owned = 0;
+        // Four stripes per core: the first threads of the process own one each.
         #[cfg(not(session_cache_loom))]
-        let n = std::thread::available_parallelism()
+        let owned = std::thread::available_parallelism()
             .map_or(4, |p| p.get() * 4)
-            .clamp(4, 256)
-            .next_power_of_two();
+            .clamp(4, MAX_SLOTS);
         Counters {
-            stripes: (0..n).map(|i| CachePadded::new(Stripe::new(i))).collect(),
+            stripes: (0..=owned)
+                .map(|i| CachePadded::new(Stripe::new(i, i == owned)))
+                .collect(),
             live: CachePadded::new(AtomicIsize::new(0)),
         }
     }
 
-    /// The stripe of the calling thread.
+    /// The stripe of the calling thread: its own, or the shared last one.
     #[inline]
     pub(crate) fn local(&self) -> &Stripe {
-        &self.stripes[thread_index() & (self.stripes.len() - 1)]
+        let last = self.stripes.len() - 1;
+        &self.stripes[thread_slot().min(last)]
     }
 
     /// Live entries, never below zero.
@@ -141,18 +168,60 @@ impl Counters {
     }
 }
 
-/// A small number unique to the calling thread, handed out in order of first use.
+/// Thread slots the process hands out (bits of [`SLOTS`]); threads beyond them share a stripe.
+const MAX_SLOTS: usize = 256;
+
+/// Which thread slots are held: bit `i` of word `i / 64`.
 #[cfg(not(session_cache_loom))]
-fn thread_index() -> usize {
-    // Relaxed: only uniqueness matters, and `fetch_add` gives that.
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    crate::loom::thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Relaxed);
+static SLOTS: [AtomicU64; MAX_SLOTS / 64] = [const { AtomicU64::new(0) }; MAX_SLOTS / 64];
+
+/// A thread's slot, given back when the thread exits.
+#[cfg(not(session_cache_loom))]
+struct Slot(usize);
+
+#[cfg(not(session_cache_loom))]
+impl Slot {
+    /// The lowest free slot, or `MAX_SLOTS` (the shared stripe) when all are held.
+    fn take() -> Slot {
+        for (w, word) in SLOTS.iter().enumerate() {
+            // Acquire (the load and the CAS): the slot's previous holder released it with a
+            // `Release` `fetch_and`, so its plain stores to the stripes happen-before ours.
+            let mut bits = word.load(Acquire);
+            while bits != u64::MAX {
+                let bit = (!bits).trailing_zeros() as usize;
+                match word.compare_exchange_weak(bits, bits | 1 << bit, Acquire, Acquire) {
+                    Ok(_) => return Slot(w * 64 + bit),
+                    Err(now) => bits = now,
+                }
+            }
+        }
+        Slot(MAX_SLOTS)
     }
-    INDEX.with(|i| *i)
+}
+
+#[cfg(not(session_cache_loom))]
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.0 < MAX_SLOTS {
+            // Release: pairs with the `Acquire` in `take` of the next holder.
+            SLOTS[self.0 / 64].fetch_and(!(1 << (self.0 % 64)), Release);
+        }
+    }
+}
+
+/// The calling thread's slot: the lowest free one when it first asks, held until it exits.
+/// While it holds slot `i`, no other thread does, so stripe `i` of every cache has one writer.
+#[cfg(not(session_cache_loom))]
+#[inline]
+fn thread_slot() -> usize {
+    crate::loom::thread_local! {
+        static SLOT: Slot = Slot::take();
+    }
+    // A thread that is exiting (its slot already given back) counts on the shared stripe.
+    SLOT.try_with(|s| s.0).unwrap_or(MAX_SLOTS)
 }
 
 #[cfg(session_cache_loom)]
-fn thread_index() -> usize {
-    0
+fn thread_slot() -> usize {
+    usize::MAX
 }

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::counters::{Counters, Stripe};
-use crate::clock::{duration_to_nanos, Clock};
+use crate::clock::{duration_to_nanos, TimeSource};
 use crate::loom::sync::atomic::{
     AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -99,7 +99,7 @@ pub(crate) struct Policy<S: Session> {
     table: RawTable<S>,
     counters: Counters,
     settings: LiveSettings,
-    clock: Box<dyn Clock>,
+    clock: TimeSource,
     /// The latest time the clock reported, in nanoseconds.
     latest: AtomicU64,
     on_remove: Option<RemoveCallback<S>>,
@@ -109,7 +109,7 @@ pub(crate) struct Policy<S: Session> {
 impl<S: Session> Policy<S> {
     pub(crate) fn new(
         settings: Settings,
-        clock: Box<dyn Clock>,
+        clock: TimeSource,
         on_remove: Option<RemoveCallback<S>>,
         max_id_len: usize,
         hash_seed: Option<u64>,
@@ -136,7 +136,7 @@ impl<S: Session> Policy<S> {
     /// Now, in clock nanoseconds, never earlier than a time already seen.
     #[inline]
     fn now(&self) -> u64 {
-        let t = duration_to_nanos(self.clock.now());
+        let t = self.clock.now_nanos();
         // Relaxed: a high-water mark of a clock; nothing is published through it.
         let latest = self.latest.load(Relaxed);
         if t > latest {
@@ -227,8 +227,8 @@ impl<S: Session> Policy<S> {
             .map_or_else(|| self.settings.timeout.load(Acquire), duration_to_nanos);
         let rank = now.saturating_add(lifetime);
         let stripe = self.counters.local();
-        // Relaxed: a per-stripe sequence number; uniqueness and order within the stripe.
-        let seq = stripe.seq.fetch_add(1, Relaxed);
+        // The eviction tie-break: order of adds within this stripe.
+        let seq = stripe.next(&stripe.seq);
         let mut removed = Removed::new();
         let mut kept = None;
         let added = {
@@ -241,7 +241,7 @@ impl<S: Session> Policy<S> {
                 &guard,
             ) {
                 Insert::New(fresh) => {
-                    Stripe::bump(&stripe.inserts);
+                    stripe.bump(&stripe.inserts);
                     let before = self.counters.add_live(1);
                     let auto_clear = !self.mode().contains(CacheMode::NO_AUTO_CLEAR);
                     let capacity = self.capacity();
@@ -274,7 +274,7 @@ impl<S: Session> Policy<S> {
                     Added::Inserted
                 }
                 Insert::Replaced(old) => {
-                    Stripe::bump(&stripe.replacements);
+                    stripe.bump(&stripe.replacements);
                     removed.push((old, RemovalCause::Replaced));
                     Added::Replaced
                 }
@@ -334,9 +334,6 @@ impl<S: Session> Policy<S> {
                 for b in 0..window {
                     self.table
                         .for_each_in_bucket(start.wrapping_add(b), guard, |found| {
-                            if found.shares_key_with(fresh) {
-                                return;
-                            }
                             if auto_clear && now > found.rank() {
                                 if self.unlink(&found, RemovalCause::Expired, guard, removed) {
                                     owed = owed.saturating_sub(1);
@@ -344,7 +341,10 @@ impl<S: Session> Policy<S> {
                                 return;
                             }
                             candidates += 1;
-                            if victim.as_ref().map_or(true, |v| found.goes_before(v)) {
+                            // The key comparison only for an entry that would become the victim.
+                            if victim.as_ref().map_or(true, |v| found.goes_before(v))
+                                && !found.shares_key_with(fresh)
+                            {
                                 victim = Some(found);
                             }
                         });
@@ -365,7 +365,7 @@ impl<S: Session> Policy<S> {
                 break;
             }
             if let Some(session) = self.table.remove_found(&victim, guard) {
-                Stripe::bump(&stripe.cache_full);
+                stripe.bump(&stripe.cache_full);
                 removed.push((session, RemovalCause::Evicted));
                 owed -= 1;
             } else {
@@ -411,8 +411,8 @@ impl<S: Session> Policy<S> {
     /// expiry; the number of entries is unchanged.
     fn count_expired_replacement(&self) {
         let stripe = self.counters.local();
-        Stripe::bump(&stripe.inserts);
-        Stripe::bump(&stripe.expired);
+        stripe.bump(&stripe.inserts);
+        stripe.bump(&stripe.expired);
     }
 
     fn count_removal(&self, cause: RemovalCause) {
@@ -420,10 +420,10 @@ impl<S: Session> Policy<S> {
         self.counters.add_live(-1);
         match cause {
             // Not reached: `make_room` counts an eviction out when it reserves it.
-            RemovalCause::Evicted => Stripe::bump(&stripe.cache_full),
-            RemovalCause::Expired => Stripe::bump(&stripe.expired),
-            RemovalCause::Removed => Stripe::bump(&stripe.removals),
-            RemovalCause::Cleared => Stripe::bump(&stripe.cleared),
+            RemovalCause::Evicted => stripe.bump(&stripe.cache_full),
+            RemovalCause::Expired => stripe.bump(&stripe.expired),
+            RemovalCause::Removed => stripe.bump(&stripe.removals),
+            RemovalCause::Cleared => stripe.bump(&stripe.cleared),
             RemovalCause::Replaced => {}
         }
     }
@@ -444,7 +444,7 @@ impl<S: Session> Policy<S> {
     #[inline]
     fn begin_lookup(&self, id: &[u8], stripe: &Stripe) -> Option<(u64, Pinned, u64)> {
         if self.check_id(id).is_err() {
-            Stripe::bump(&stripe.misses);
+            stripe.bump(&stripe.misses);
             return None;
         }
         Some((self.now(), self.table.pin(), self.table.hash(id)))
@@ -458,18 +458,18 @@ impl<S: Session> Policy<S> {
         };
         match self.table.find(id, hash, &guard) {
             None => {
-                Stripe::bump(&stripe.misses);
+                stripe.bump(&stripe.misses);
                 Lookup::Miss
             }
             Some(found) if now <= found.rank() => {
-                Stripe::bump(&stripe.hits);
+                stripe.bump(&stripe.hits);
                 Lookup::Hit(read(&found))
             }
             Some(found) => {
                 let mut removed = Removed::new();
                 self.unlink(&found, RemovalCause::Expired, &guard, &mut removed);
                 drop(guard);
-                Stripe::bump(&stripe.timeouts);
+                stripe.bump(&stripe.timeouts);
                 self.deliver(removed);
                 Lookup::Expired
             }
@@ -485,17 +485,17 @@ impl<S: Session> Policy<S> {
         let mut removed = Removed::new();
         let result = loop {
             let Some(found) = self.table.find(id, hash, &guard) else {
-                Stripe::bump(&stripe.misses);
+                stripe.bump(&stripe.misses);
                 break Lookup::Miss;
             };
             if now > found.rank() {
                 self.unlink(&found, RemovalCause::Expired, &guard, &mut removed);
-                Stripe::bump(&stripe.timeouts);
+                stripe.bump(&stripe.timeouts);
                 break Lookup::Expired;
             }
             if let Some(session) = self.table.remove_found(&found, &guard) {
                 self.count_removal(RemovalCause::Removed);
-                Stripe::bump(&stripe.hits);
+                stripe.bump(&stripe.hits);
                 removed.push((Arc::clone(&session), RemovalCause::Removed));
                 break Lookup::Hit(session);
             }
@@ -574,7 +574,10 @@ impl<S: Session> Policy<S> {
     }
 
     pub(crate) fn count_cb_hit(&self) {
-        Stripe::bump(&self.counters.local().cb_hits);
+        {
+            let stripe = self.counters.local();
+            stripe.bump(&stripe.cb_hits)
+        };
     }
 
     pub(crate) fn len(&self) -> usize {
