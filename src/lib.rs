@@ -33,13 +33,14 @@
 //!
 //! # Guarantees
 //!
-//! - **Consistency.** Every operation is linearizable: it takes effect at one atomic step
-//!   between its call and its return. An id is never cached twice; of racing `remove`s and
-//!   `take`s of one entry exactly one wins.
+//! - **Consistency.** Every operation on one id is linearizable: it takes effect at one atomic
+//!   step between its call and its return. An id is never cached twice; of racing `remove`s and
+//!   `take`s of one entry exactly one wins. `clear` and `flush_expired` remove what was there
+//!   when they started (and is still there when they reach it); they may miss concurrent adds.
 //! - **Progress.** Lock-free: no operation waits for another thread's unfinished step, so a
 //!   preempted thread delays no one. Work per operation is bounded (one bucket scan; an
-//!   occasional rebuild of that one bucket), and memory stays bounded under endless churn of
-//!   fresh ids.
+//!   occasional rebuild of that one bucket; while the bucket array doubles, the split of at most
+//!   8 more buckets), and memory stays bounded under endless churn of fresh ids.
 //! - **Capacity.** A single thread never sees more than `capacity` entries after an `add`
 //!   returns, and an add evicts only what it must: expired entries pay first, and it never
 //!   evicts the id it added. Under concurrency the overshoot is at most the number of threads

@@ -26,7 +26,10 @@ pub trait Session: Send + Sync + 'static {
     /// The bytes that key the cache: a TLS session id, a ticket id, a server name...
     ///
     /// Any length from 1 to the cache's `max_id_len` (default 4096). Must not change while the
-    /// session is cached.
+    /// session is cached. One that does cannot cause memory unsafety, a panic or a leak: an add
+    /// reads the id once and keeps its own copy as the key (hashed, stored and compared as that
+    /// one reading), so such a session stays cached under the id it had when added, and lookups
+    /// by its new id miss.
     fn id(&self) -> &[u8];
 
     /// This session's own lifetime in the cache, counted from when it is added; `None` uses the

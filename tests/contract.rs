@@ -691,6 +691,22 @@ fn get_or_add_never_replaces_a_live_entry() {
         (st.inserts, st.expired, st.replacements, st.entries),
         (2, 1, 0, 1)
     );
+    // That very object, expired: cached again with a fresh lifetime, not left expired.
+    clock.advance(Duration::from_secs(101));
+    let again = cache.get_or_add(third.clone()).unwrap();
+    assert!(Arc::ptr_eq(&again, &third));
+    assert!(
+        cache.contains(&id(1)),
+        "an expired identical entry stayed expired"
+    );
+    assert!(log.take().is_empty(), "it never left the cache");
+    assert!(third.is_resumable());
+    let st = cache.stats();
+    assert_eq!(
+        (st.inserts, st.expired, st.replacements, st.entries),
+        (3, 2, 0, 1)
+    );
+    drop(again);
     assert_eq!(
         cache.get_or_add(t.session(b"")).err(),
         Some(AddError::EmptyId)
@@ -716,4 +732,45 @@ fn extreme_settings_are_accepted_without_panicking() {
     assert_eq!(tiny.max_id_len(), 1);
     assert!(tiny.add(t.session(b"x")));
     assert!(!tiny.add(t.session(b"xy")));
+}
+
+/// A session whose id changes at every call: the cache keys it by the one reading an add made,
+/// and nothing panics or leaks.
+#[test]
+fn an_id_that_changes_while_cached_is_safe() {
+    use session_cache::Session;
+    use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
+    struct Shifty {
+        calls: AtomicU8,
+        ids: [[u8; 4]; 256],
+    }
+    impl Session for Shifty {
+        fn id(&self) -> &[u8] {
+            &self.ids[usize::from(self.calls.fetch_add(1, SeqCst))]
+        }
+    }
+    let mut ids = [[0u8; 4]; 256];
+    for (i, id) in ids.iter_mut().enumerate() {
+        *id = [i as u8, 1, 2, 3];
+    }
+    let cache: SessionCache<Shifty> = SessionCache::builder().capacity(4).build();
+    let mut made = Vec::new();
+    for _ in 0..16 {
+        let s = Arc::new(Shifty {
+            calls: AtomicU8::new(0),
+            ids,
+        });
+        let _ = cache.add(s.clone());
+        let _ = cache.get(s.id());
+        let _ = cache.take(s.id());
+        let _ = cache.remove(&s);
+        made.push(s);
+    }
+    assert!(cache.len() <= 4);
+    cache.clear();
+    drop(cache);
+    session_cache::flush_deferred();
+    for s in &made {
+        assert_eq!(Arc::strong_count(s), 1, "the cache leaked a reference");
+    }
 }

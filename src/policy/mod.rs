@@ -278,6 +278,12 @@ impl<S: Session> Policy<S> {
                     removed.push((old, RemovalCause::Replaced));
                     Added::Replaced
                 }
+                // Under `KeepLive`: that very session was cached expired, and now has a fresh
+                // lifetime: an expiry and an insert, with nothing to report (it never left).
+                Insert::Identical if matches!(on_existing, OnExisting::KeepLive { .. }) => {
+                    self.count_expired_replacement();
+                    Added::Inserted
+                }
                 Insert::Identical => Added::AlreadyCached,
                 Insert::Kept(existing) => {
                     kept = Some(existing);

@@ -68,7 +68,7 @@
 //!    installs an empty block rather than null), so a late helper cannot resurrect old
 //!    content. Readers follow `MOVED` words to the next table; a `MIGRATING` block is still the
 //!    current state of its keys (point 3). The thread that moves the last bucket makes the next
-//!    table the root. No operation ever copies more than one bucket.
+//!    table the root. An insert splits at most [`MIGRATE_CHUNK`] buckets plus its own.
 //!
 //! # Orderings
 //!
@@ -115,7 +115,8 @@ pub(crate) enum Insert<'g, T> {
 pub(crate) enum OnExisting {
     /// Replace it (an identical value: refresh its order; its rank too if `refresh_rank`).
     Replace { refresh_rank: bool },
-    /// Keep it if its rank is at least `live_from` (not expired), else replace it.
+    /// Keep it if its rank is at least `live_from` (not expired), else replace it (that very
+    /// value too: it takes the new rank).
     KeepLive { live_from: u64 },
 }
 
@@ -528,14 +529,11 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 }
             }
             let identical = old.value_ptr() == value;
-            new.set_order(
-                if identical && !refresh_rank {
-                    old.rank()
-                } else {
-                    rank
-                },
-                seq,
-            );
+            // Under `KeepLive` the old entry is expired here: even that very value takes the new
+            // rank, or it would stay cached expired.
+            let keep_rank =
+                identical && !refresh_rank && matches!(on_existing, OnExisting::Replace { .. });
+            new.set_order(if keep_rank { old.rank() } else { rank }, seq);
             #[cfg(not(session_cache_mutant = "relaxed_publish"))]
             let cas = slot.compare_exchange(word, new, AcqRel, Acquire, guard);
             // Mutant (loom-tests/README.md): publish the replacing entry without Release.
