@@ -235,7 +235,8 @@ struct Table<T> {
     mask: usize,
     /// The table twice as wide that this one's buckets are moving to, while growing.
     next: Atomic<Table<T>>,
-    /// The next bucket index to hand out to a migrating insert.
+    /// The next bucket index to hand out to a migrating insert, modulo the bucket count: it
+    /// laps the array until every bucket moved.
     claimed: AtomicUsize,
     /// Buckets whose word is `MOVED`.
     moved: AtomicUsize,
@@ -827,9 +828,12 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             return;
         }
         let n = root.buckets.len();
-        // Relaxed: only hands out indexes; a stalled claimer's buckets are still moved by the
-        // writers that touch them (help-on-touch).
-        let start = root.claimed.fetch_add(MIGRATE_CHUNK, Relaxed);
+        // Relaxed: only hands out indexes. Past the end the cursor keeps counting and laps the
+        // array again: buckets whose claimer stalled (preempted between its claim and its
+        // split) are then moved by later inserts, not only by writers that happen to touch
+        // them, so a growth always finishes while anyone inserts (a moved bucket costs a load).
+        let claimed = root.claimed.fetch_add(MIGRATE_CHUNK, Relaxed);
+        let start = claimed % n;
         for i in start..(start + MIGRATE_CHUNK).min(n) {
             self.migrate(root, i, guard);
         }
@@ -1066,5 +1070,55 @@ impl<T> Drop for RawTable<T> {
             }
             table = t.next.load(Relaxed, guard);
         }
+    }
+}
+
+#[cfg(all(test, not(session_cache_loom)))]
+mod growth_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    struct V(Vec<u8>);
+
+    fn insert(t: &RawTable<V>, key: Vec<u8>) {
+        let guard = t.pin();
+        let order = Order { rank: 0, seq: 0 };
+        let on = OnExisting::Replace {
+            refresh_rank: false,
+        };
+        let _ = t.insert(Arc::new(V(key)), |v| &v.0, order, on, &guard);
+    }
+
+    /// A growth whose first chunk of buckets was claimed by a thread that then stalled, and
+    /// whose keys no writer touches afterwards, still finishes: later inserts lap the array.
+    #[test]
+    fn a_stalled_claimer_does_not_stop_growth() {
+        let t: RawTable<V> = RawTable::new(64, Some(7));
+        let buckets = |t: &RawTable<V>| t.bucket_count(&t.pin());
+        assert_eq!(buckets(&t), 64);
+        {
+            let guard = t.pin();
+            let root = t.root(&guard);
+            let next = Owned::new(Table::new(128));
+            assert!(root
+                .next
+                .compare_exchange(Shared::null(), next, AcqRel, Acquire, &guard)
+                .is_ok());
+            // The stalled claim: buckets 0..MIGRATE_CHUNK are handed out and never moved.
+            root.claimed.fetch_add(MIGRATE_CHUNK, Relaxed);
+        }
+        // Keys that land in other buckets only, so no write touches the stalled ones.
+        let mut n = 0u64;
+        let mut inserted = 0;
+        while inserted < 64 * 4 {
+            let key = n.to_le_bytes().to_vec();
+            n += 1;
+            if (t.hash(&key) as usize & 63) < MIGRATE_CHUNK {
+                continue;
+            }
+            insert(&t, key);
+            inserted += 1;
+        }
+        assert_eq!(buckets(&t), 128, "the growth never finished");
     }
 }
