@@ -28,6 +28,13 @@ impl<T> Slot<T> {
         t == 0 || t == tag
     }
 
+    /// The tag written for this slot's key, or 0.
+    #[inline]
+    pub(crate) fn tag(&self) -> u8 {
+        // Relaxed: see `may_hold`.
+        self.tag.load(Ordering::Relaxed)
+    }
+
     #[inline]
     pub(crate) fn set_tag(&self, tag: u8) {
         // Relaxed: see `may_hold`; the value written is right for this slot forever.

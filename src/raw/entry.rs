@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::loom::cell::UnsafeCell;
+use crate::reclaim::Owned;
 
 /// Keys up to this many bytes (every TLS session id) live inside the entry, without a second
 /// allocation.
@@ -152,5 +153,106 @@ pub(crate) unsafe fn clone_arc<T>(ptr: *const T) -> Arc<T> {
     unsafe {
         Arc::increment_strong_count(ptr);
         Arc::from_raw(ptr)
+    }
+}
+
+/// A new entry in an allocation this thread freed before, when it has one (no `malloc`).
+#[inline]
+pub(crate) fn alloc_entry<T>(entry: Entry<T>) -> Owned<Entry<T>> {
+    #[cfg(not(session_cache_loom))]
+    if pool::fits::<T>() {
+        if let Some(memory) = pool::take() {
+            let raw = memory.cast::<Entry<T>>();
+            // SAFETY: `memory` came from the global allocator with the layout of `Entry<T>`
+            // (`pool::fits`), through `Box::into_raw` of an entry whose contents were dropped,
+            // and nothing else refers to it; writing the entry makes it a valid `Box`.
+            unsafe {
+                raw.write(entry);
+                return Owned::from_raw(raw);
+            }
+        }
+    }
+    Owned::new(entry)
+}
+
+/// Frees an entry (its key too); the allocation is kept for this thread's next insert.
+pub(crate) fn free_entry<T>(entry: Owned<Entry<T>>) {
+    #[cfg(not(session_cache_loom))]
+    if pool::fits::<T>() {
+        let raw = Box::into_raw(entry.into_box());
+        // SAFETY: `raw` is a valid, uniquely owned entry: drop its contents once, then hand the
+        // bare allocation to the pool (or back to the allocator, with the layout it came with).
+        unsafe {
+            core::ptr::drop_in_place(raw);
+            pool::give(raw.cast::<u8>(), std::alloc::Layout::new::<Entry<T>>());
+        }
+        return;
+    }
+    drop(entry);
+}
+
+/// Per-thread free list of entry allocations: an evicting insert frees an entry (through the
+/// collector, often on the same thread) for each one it allocates, and `malloc` of these
+/// chunks in bursts that the collector frees missed the allocator's own cache most of the time.
+#[cfg(not(session_cache_loom))]
+mod pool {
+    use core::cell::RefCell;
+    use std::alloc::Layout;
+
+    use super::Entry;
+
+    /// Allocations kept per thread (16 KiB): enough to absorb a batch of releases.
+    const MAX: usize = 256;
+
+    /// Whether `Entry<T>` has the layout the pool keeps (that of every `Entry`: a thin value
+    /// pointer whatever `T` is).
+    #[inline]
+    pub(super) const fn fits<T>() -> bool {
+        let (a, b) = (Layout::new::<Entry<T>>(), Layout::new::<Entry<()>>());
+        a.size() == b.size() && a.align() == b.align()
+    }
+
+    struct Free(RefCell<Vec<*mut u8>>);
+
+    impl Drop for Free {
+        fn drop(&mut self) {
+            for memory in self.0.get_mut().drain(..) {
+                // SAFETY: every pointer kept was allocated with the entry layout and is owned
+                // by the pool alone.
+                unsafe { std::alloc::dealloc(memory, Layout::new::<Entry<()>>()) };
+            }
+        }
+    }
+
+    std::thread_local! {
+        static FREE: Free = const { Free(RefCell::new(Vec::new())) };
+    }
+
+    #[inline]
+    pub(super) fn take() -> Option<*mut u8> {
+        FREE.try_with(|f| f.0.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten()
+    }
+
+    /// # Safety
+    /// `memory` was allocated with `layout`, the entry layout, and is owned by the caller.
+    pub(super) unsafe fn give(memory: *mut u8, layout: Layout) {
+        let kept = FREE
+            .try_with(|f| match f.0.try_borrow_mut() {
+                Ok(mut free) if free.len() < MAX => {
+                    if free.capacity() == 0 {
+                        free.reserve_exact(MAX);
+                    }
+                    free.push(memory);
+                    true
+                }
+                _ => false,
+            })
+            .unwrap_or(false);
+        if !kept {
+            // SAFETY: per the contract.
+            unsafe { std::alloc::dealloc(memory, layout) };
+        }
     }
 }

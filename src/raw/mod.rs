@@ -88,7 +88,7 @@ use crate::reclaim::{Atomic, Guard, Owned, Pinned, Pointer, Reclaimer, Retired, 
 
 use self::block::{new_block, tag_of, Block, Slots};
 pub(crate) use self::entry::clone_arc;
-use self::entry::{Entry, DEAD, FROZEN};
+use self::entry::{alloc_entry, Entry, DEAD, FROZEN};
 
 /// Slots in a fresh block. Loom models use 2 so that a few inserts already force a rebuild.
 #[cfg(not(session_cache_loom))]
@@ -457,7 +457,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         // value whose key changes while cached can only make its own lookups miss.
         let hash = self.hash(key);
         let tag = tag_of(hash);
-        let mut new = Owned::new(Entry::new(key, rank, seq, value));
+        let mut new = alloc_entry(Entry::new(key, rank, seq, value));
         self.help_grow(guard);
         loop {
             let spot = self.write_spot(hash, guard);
@@ -749,14 +749,15 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         live
     }
 
-    /// A fresh block holding the live entries of the frozen `b` that `keep` accepts (by hash),
-    /// sized for them.
+    /// A fresh block holding the live entries of the frozen `b` (those whose hash `keep`
+    /// accepts, for a split), sized for them. A rebuild (`keep` is `None`) copies each slot's
+    /// tag when it was written instead of hashing the key again.
     fn copy_live(
         &self,
         b: &Block<T>,
         guard: &Guard,
         live: usize,
-        keep: impl Fn(u64) -> bool,
+        keep: Option<&dyn Fn(u64) -> bool>,
     ) -> Owned<Block<T>> {
         let width = if live * 2 <= BLOCK_WIDTH {
             BLOCK_WIDTH
@@ -773,12 +774,22 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             if word.is_null() || word.tag() & DEAD != 0 {
                 continue;
             }
-            // SAFETY: non-null, loaded under `guard`.
-            let hash = self.entry_hash(unsafe { word.deref() });
-            if keep(hash) && j < width {
+            let tag = match (keep, slot.tag()) {
+                // A written tag is right for this slot's key forever (claim rule).
+                (None, tag) if tag != 0 => tag,
+                (keep, _) => {
+                    // SAFETY: non-null, loaded under `guard`.
+                    let hash = self.entry_hash(unsafe { word.deref() });
+                    if !keep.map_or(true, |keep| keep(hash)) {
+                        continue;
+                    }
+                    tag_of(hash)
+                }
+            };
+            if j < width {
                 // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
                 nb.slot(j).word.store(word.with_tag(0), Relaxed);
-                nb.slot(j).set_tag(tag_of(hash));
+                nb.slot(j).set_tag(tag);
                 j += 1;
             }
         }
@@ -796,7 +807,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         let Some(b) = spot.block() else { return };
         let live = Self::freeze(b, guard);
         // Never null: a bucket that had a block keeps one (module docs, point 6).
-        let fresh = self.copy_live(b, guard, live, |_| true).into_shared(guard);
+        let fresh = self.copy_live(b, guard, live, None).into_shared(guard);
         match spot
             .bucket()
             .compare_exchange(spot.word, fresh, AcqRel, Acquire, guard)
@@ -883,7 +894,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                                 && mine(self.entry_hash(unsafe { w.deref() }))
                         })
                         .count();
-                    self.copy_live(b, guard, live, mine)
+                    self.copy_live(b, guard, live, Some(&mine))
                 }
                 None => new_block(BLOCK_WIDTH),
             };
@@ -984,7 +995,7 @@ unsafe fn free_table<T>(data: usize) {
 /// `data` is an unlinked `Entry<T>` that no longer owns a strong count, retired once.
 unsafe fn free_entry<T>(data: usize) {
     // SAFETY: per the contract.
-    drop(unsafe { Owned::<Entry<T>>::from_usize(data) });
+    entry::free_entry(unsafe { Owned::<Entry<T>>::from_usize(data) });
 }
 
 /// # Safety
@@ -994,6 +1005,7 @@ unsafe fn free_entry_and_value<T>(data: usize) {
     unsafe {
         let entry = Owned::<Entry<T>>::from_usize(data);
         drop(Arc::from_raw(entry.value_ptr()));
+        entry::free_entry(entry);
     }
 }
 
@@ -1016,7 +1028,7 @@ unsafe fn free_block<T>(data: usize) {
             // Relaxed: reclamation happens after every access to the block.
             let word = slot.word.load(Relaxed, unprotected);
             if !word.is_null() && word.tag() & DEAD != 0 {
-                drop(word.with_tag(0).into_owned());
+                entry::free_entry(word.with_tag(0).into_owned());
             }
         }
     }
