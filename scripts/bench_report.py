@@ -199,6 +199,9 @@ def report(res):
             w(f"Load average before the throughput runs: {run['loadavg_before']}; after: "
               f"{run_end['loadavg_after'] if run_end else '?'}.")
         w("")
+        if run:
+            w(f"Command: `{run['command']}` (commit {run['commit']}).")
+            w("")
         w("Cell: median Mop/s [min–max over the rounds] · median `get` hit ratio.")
         w("")
         for m in MIXES:

@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 SUBJECTS="${SUBJECTS:-session-cache papaya dashmap scc-HashMap scc-HashCache moka quick_cache mutex-fifo rustls openssl hashbrown}"
 N="${N:-20480}"
 DIR="${DIR:-target/callgrind}"
+JOBS="${JOBS:-$(nproc)}"   # valgrind runs at a time (instruction counts do not depend on it)
 
 if ! command -v valgrind >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -36,15 +37,23 @@ cargo build --release --locked -q -p session-cache-bench --bin compare >&2
 bin=target/release/compare
 mkdir -p "$DIR"
 rm -f "$DIR"/*.out* "$DIR"/*.json "$DIR"/*.log "$DIR/callgrind.jsonl"
-for s in $SUBJECTS; do
+one() {
+  local s=$1 fns f
   echo "== callgrind: $s" >&2
   # One dump as each measured function returns (--dump-after takes exact names).
   if [ "$s" = hashbrown ]; then fns="measure_floor_get_hit measure_floor_get_miss"
   else fns="measure_get_hit measure_get_miss measure_add measure_remove"; fi
-  dumps=()
+  local dumps=()
   for f in $fns; do dumps+=("--dump-after=compare::$f"); done
   valgrind --tool=callgrind --cache-sim=yes --collect-atstart=no --toggle-collect='*measure_*' \
     "${dumps[@]}" --callgrind-out-file="$DIR/$s.out" "$bin" profile --subject "$s" --n "$N" \
-    >"$DIR/$s.json" 2>"$DIR/$s.log" || { tail -20 "$DIR/$s.log" >&2; exit 1; }
+    >"$DIR/$s.json" 2>"$DIR/$s.log" || { tail -20 "$DIR/$s.log" >&2; return 1; }
+}
+pids=()
+for s in $SUBJECTS; do
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 0.2; done
+  one "$s" &
+  pids+=($!)
 done
+for p in "${pids[@]}"; do wait "$p" || { echo "callgrind.sh: a run failed" >&2; exit 1; }; done
 python3 scripts/bench_report.py callgrind "$DIR" $SUBJECTS

@@ -223,7 +223,9 @@ impl Subject for Ours {
 
 /// The FIFO of keys a user would put beside an unbounded concurrent map to hold it at `CAP`:
 /// a lock-free queue of inserted keys plus a live counter. Keys removed explicitly stay in
-/// the queue as stale entries; the queue is trimmed to `2 * CAP` so churn cannot grow it.
+/// the queue as stale entries; when stale entries make the queue longer than `2 * CAP`, the
+/// oldest entries are dropped (a live key met there is queued again, not evicted), so churn
+/// neither grows the queue nor evicts below `CAP`.
 #[derive(Default)]
 struct Fifo {
     queue: SegQueue<Id>,
@@ -233,15 +235,26 @@ struct Fifo {
 
 impl Fifo {
     /// Record a newly inserted key, then evict the oldest keys while over capacity.
-    fn inserted(&self, id: Id, remove: impl Fn(&Id) -> bool) {
+    fn inserted(&self, id: Id, remove: impl Fn(&Id) -> bool, contains: impl Fn(&Id) -> bool) {
         self.queue.push(id);
         self.queued.fetch_add(1, Relaxed);
         self.live.fetch_add(1, Relaxed);
-        while self.live.load(Relaxed) > CAP || self.queued.load(Relaxed) > 2 * CAP {
+        loop {
+            let over = self.live.load(Relaxed) > CAP;
+            if !over && self.queued.load(Relaxed) <= 2 * CAP {
+                break;
+            }
             let Some(old) = self.queue.pop() else { break };
-            self.queued.fetch_sub(1, Relaxed);
-            if remove(&old) {
-                self.live.fetch_sub(1, Relaxed);
+            if over {
+                self.queued.fetch_sub(1, Relaxed);
+                if remove(&old) {
+                    self.live.fetch_sub(1, Relaxed);
+                }
+            } else if contains(&old) {
+                // Live, and the queue is only long with stale keys: keep it, at the back.
+                self.queue.push(old);
+            } else {
+                self.queued.fetch_sub(1, Relaxed);
             }
         }
     }
@@ -267,7 +280,8 @@ impl Subject for Papaya {
         let id = s.id;
         let m = self.map.pin();
         if m.insert(id, s).is_none() {
-            self.fifo.inserted(id, |k| m.remove(k).is_some());
+            self.fifo
+                .inserted(id, |k| m.remove(k).is_some(), |k| m.contains_key(k));
         }
     }
     fn get(&self, id: &Id) -> bool {
@@ -295,7 +309,11 @@ impl Subject for Dash {
     fn add_prepared(&self, s: Arc<Sess>) {
         let id = s.id;
         if self.map.insert(id, s).is_none() {
-            self.fifo.inserted(id, |k| self.map.remove(k).is_some());
+            self.fifo.inserted(
+                id,
+                |k| self.map.remove(k).is_some(),
+                |k| self.map.contains_key(k),
+            );
         }
     }
     fn get(&self, id: &Id) -> bool {
@@ -322,8 +340,11 @@ impl Subject for SccMap {
     fn add_prepared(&self, s: Arc<Sess>) {
         let id = s.id;
         if self.map.upsert_sync(id, s).is_none() {
-            self.fifo
-                .inserted(id, |k| self.map.remove_sync(k).is_some());
+            self.fifo.inserted(
+                id,
+                |k| self.map.remove_sync(k).is_some(),
+                |k| self.map.contains_sync(k),
+            );
         }
     }
     fn get(&self, id: &Id) -> bool {
@@ -358,8 +379,11 @@ impl Subject for SccCache {
                     // The bucket was full: scc evicted one itself, so the count is unchanged.
                     self.fifo.live.fetch_sub(1, Relaxed);
                 }
-                self.fifo
-                    .inserted(id, |k| self.map.remove_sync(k).is_some());
+                self.fifo.inserted(
+                    id,
+                    |k| self.map.remove_sync(k).is_some(),
+                    |k| self.map.contains_sync(k),
+                );
             }
             Err((k, v)) => {
                 // Present already: replace the value, as an `add` of a new object would.
