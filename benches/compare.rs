@@ -4,7 +4,8 @@
 //! - `check`: a functional check of every subject (add/get/remove/take answer sensibly), then
 //!   how many sessions each one really holds when asked for 20 480 (one JSON line each).
 //! - `throughput [--rounds N] [--secs S] [--threads 1,2,4] [--mixes resume,handshake,churn]
-//!   [--subjects a,b] [--quick] [--out FILE]`: every workload at each thread count for every
+//!   [--subjects a,b] [--quick] [--out FILE]` (defaults: 9 rounds, 0.8 s cells, all subjects,
+//!   stdout): every workload at each thread count for every
 //!   subject, in interleaved rounds: each round runs every subject once per cell, in an order
 //!   that rotates from round to round, so drift favours no one. One JSON line per measurement,
 //!   plus a header (command, commit, load average) and a trailer (load average). `--quick`:
@@ -13,7 +14,8 @@
 //!   per entry, at capacity and after N add/remove operations of fresh ids (default 10 million;
 //!   200 000 for the subjects whose `remove` scans a queue), counted by the global allocator
 //!   below. Run each subject in its own process.
-//! - `tail [--secs S] [--threads T] [--subjects a,b] [--out FILE]`: under T-thread churn (add a
+//! - `tail [--secs S] [--threads T] [--subjects a,b] [--out FILE]` (defaults: 5 s, 2 threads,
+//!   session-cache): under T-thread churn (add a
 //!   fresh id, remove it), p50/p99/p99.9 of `add`, counting only the calls during which the
 //!   thread was not preempted (`getrusage(RUSAGE_THREAD)` involuntary switches before and after
 //!   each call).
@@ -21,6 +23,9 @@
 //!   its own `measure_*` function, for `valgrind --tool=callgrind --collect-atstart=no
 //!   --toggle-collect='*measure_*' --dump-after='*measure_*'` (scripts/callgrind.sh). `--subject
 //!   hashbrown`: the floor, a plain `hashbrown` map with ahash (get + `Arc` clone).
+
+// Atomics: every one here is a counter or a stop flag that publishes no other data (results
+// come back through `join`), so all use Relaxed; no load pairs with a store for ordering.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -355,11 +360,12 @@ fn opts() -> Result<Opts, String> {
         o.secs.get_or_insert(0.05);
     }
     for s in o.subjects.iter().chain(o.subject.iter()) {
-        if !NAMES.contains(&s.as_str()) && !(o.mode == "profile" && s == "hashbrown") {
+        let floor = o.mode == "profile" && s == "hashbrown";
+        if !floor && !NAMES.contains(&s.as_str()) {
             return Err(format!("unknown subject {s:?}; known: {NAMES:?}"));
         }
     }
-    if o.threads.iter().any(|&t| t == 0) || o.rounds == 0 || o.n == 0 {
+    if o.threads.contains(&0) || o.rounds == 0 || o.n == 0 {
         return Err("--threads, --rounds and --n must be at least 1".into());
     }
     Ok(o)

@@ -13,6 +13,9 @@
 //! - every map that takes a hasher runs ahash with a random seed, as session-cache does;
 //! - sessions are `Arc<Sess>` with a 32-byte random id, created by the workload.
 
+// Atomics: the FIFO's and the session counters are counts that publish no other data (the
+// queue and the maps synchronize themselves), so all use Relaxed.
+
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicUsize, Ordering::Relaxed};
