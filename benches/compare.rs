@@ -12,7 +12,7 @@
 //!   2 rounds of 0.05 s cells, a smoke test whose numbers mean nothing.
 //! - `memory --subject NAME [--ops N]`: bytes the subject holds beyond the sessions themselves,
 //!   per entry, at capacity and after N add/remove operations of fresh ids (default 10 million;
-//!   200 000 for the subjects whose `remove` scans a queue), counted by the global allocator
+//!   50 000 for the subjects whose `remove` scans a queue of every key), counted by the global allocator
 //!   below. Run each subject in its own process.
 //! - `tail [--secs S] [--threads T] [--subjects a,b] [--out FILE]` (defaults: 5 s, 2 threads,
 //!   session-cache): under T-thread churn (add a
@@ -682,7 +682,7 @@ fn memory(o: &Opts) {
     // Subjects whose `remove` scans a queue of every key: their structure is the same after
     // fewer operations, and 10 million would take many minutes.
     let slow = matches!(name.as_str(), "mutex-fifo" | "rustls");
-    let ops = o.ops.unwrap_or(if slow { 200_000 } else { 10_000_000 });
+    let ops = o.ops.unwrap_or(if slow { 50_000 } else { 10_000_000 });
     // Counting starts before any session exists, so every session's allocation and release
     // is seen; what the harness itself needs (ids, the PRNG) is allocated before the baseline.
     COUNTING.store(true, Relaxed);
