@@ -12,17 +12,17 @@
 //!   2 rounds of 0.05 s cells, a smoke test whose numbers mean nothing.
 //! - `memory --subject NAME [--ops N]`: bytes the subject holds beyond the sessions themselves,
 //!   per entry, at capacity and after N add/remove operations of fresh ids (default 10 million;
-//!   50 000 for the subjects whose `remove` scans a queue of every key), counted by the global allocator
-//!   below. Run each subject in its own process.
+//!   50 000 for the subjects whose `remove` scans a queue of every key), counted by the global
+//!   allocator below. Run each subject in its own process.
 //! - `tail [--secs S] [--threads T] [--subjects a,b] [--out FILE]` (defaults: 5 s, 2 threads,
-//!   session-cache): under T-thread churn (add a
-//!   fresh id, remove it), p50/p99/p99.9 of `add`, counting only the calls during which the
-//!   thread was not preempted (`getrusage(RUSAGE_THREAD)` involuntary switches before and after
-//!   each call).
+//!   session-cache): under T-thread churn (add a fresh id, remove it), p50/p99/p99.9 of `add`,
+//!   counting only the calls during which the thread was not preempted
+//!   (`getrusage(RUSAGE_THREAD)` involuntary switches before and after each call).
 //! - `profile --subject NAME [--n N]`: single-thread operations on a full cache, each kind in
 //!   its own `measure_*` function, for `valgrind --tool=callgrind --collect-atstart=no
-//!   --toggle-collect='*measure_*' --dump-after='*measure_*'` (scripts/callgrind.sh). `--subject
-//!   hashbrown`: the floor, a plain `hashbrown` map with ahash (get + `Arc` clone).
+//!   --toggle-collect='*measure_*' --dump-after=compare::measure_get_hit ...` (one dump per
+//!   function: scripts/callgrind.sh). `--subject hashbrown`: the floor, a plain `hashbrown` map
+//!   with ahash (get + `Arc` clone).
 
 // Atomics: every one here is a counter or a stop flag that publishes no other data (results
 // come back through `join`), so all use Relaxed; no load pairs with a store for ordering.
