@@ -1,22 +1,34 @@
-//! Comparison harness for issue 4: session-cache against its peers.
+//! Side-by-side measurements of session-cache against its peers.
 //!
-//! `cargo bench --bench compare -- MODE [options]`, modes:
-//! - `check`: a quick functional check of every subject (add/get/remove/take answer sensibly).
+//! `cargo run --release -p session-cache-bench --bin compare -- MODE [options]`, modes:
+//! - `check`: a functional check of every subject (add/get/remove/take answer sensibly), then
+//!   how many sessions each one really holds when asked for 20 480 (one JSON line each).
 //! - `throughput [--rounds N] [--secs S] [--threads 1,2,4] [--mixes resume,handshake,churn]
-//!   [--subjects a,b] [--out FILE]`: the three mixes at each thread count for every subject,
-//!   subjects interleaved round by round (their order rotates each round) so drift favours no
-//!   one. One JSON line per measurement.
-//! - `memory --subject NAME`: bytes per cached entry at full capacity, with a counting global
-//!   allocator (Rust heap) and glibc's `mallinfo2` (everything, including OpenSSL's C heap).
-//!   Run each subject in its own process.
-//! - `profile --subject NAME --op get|miss|add|remove|churn [--n N]`: N single-thread ops on a
-//!   full cache inside `profile_loop` (`--subject hashbrown --op get`: the floor, in
-//!   `profile_loop_hashbrown`), for `valgrind --tool=callgrind
-//!   --collect-atstart=no --toggle-collect='*profile_loop*'` (scripts/callgrind.sh).
-//! - `latency [--secs S] [--threads T] [--subjects a,b] [--out FILE]`: p50/p99/p99.9/max of
-//!   `add` (fresh id, evicting) and `get` (recent id) on a full cache, via hdrhistogram.
+//!   [--subjects a,b] [--quick] [--out FILE]` (defaults: 9 rounds, 0.8 s cells, all subjects,
+//!   stdout): every workload at each thread count for every
+//!   subject, in interleaved rounds: each round runs every subject once per cell, in an order
+//!   that rotates from round to round, so drift favours no one. One JSON line per measurement,
+//!   plus a header (command, commit, load average) and a trailer (load average). `--quick`:
+//!   2 rounds of 0.05 s cells, a smoke test whose numbers mean nothing.
+//! - `memory --subject NAME [--ops N]`: bytes the subject holds beyond the sessions themselves,
+//!   per entry, at capacity and after N add/remove operations of fresh ids (default 10 million;
+//!   50 000 for the subjects whose `remove` scans a queue of every key), counted by the global
+//!   allocator below. Run each subject in its own process.
+//! - `tail [--secs S] [--threads T] [--subjects a,b] [--out FILE]` (defaults: 5 s, 2 threads,
+//!   session-cache): under T-thread churn (add a fresh id, remove it), p50/p99/p99.9 of `add`,
+//!   counting only the calls during which the thread was not preempted
+//!   (`getrusage(RUSAGE_THREAD)` involuntary switches before and after each call).
+//! - `profile --subject NAME [--n N]`: single-thread operations on a full cache, each kind in
+//!   its own `measure_*` function, for `valgrind --tool=callgrind --collect-atstart=no
+//!   --toggle-collect='*measure_*' --dump-after=compare::measure_get_hit ...` (one dump per
+//!   function: scripts/callgrind.sh). `--subject hashbrown`: the floor, a plain `hashbrown` map
+//!   with ahash (get + `Arc` clone).
+
+// Atomics: every one here is a counter or a stop flag that publishes no other data (results
+// come back through `join`), so all use Relaxed; no load pairs with a store for ordering.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering::Relaxed};
 use std::sync::{Arc, Barrier};
@@ -25,14 +37,14 @@ use std::time::{Duration, Instant};
 #[path = "compare/subjects.rs"]
 mod subjects;
 
-use subjects::{make, Id, Sess, Subject, CAP, NAMES};
+use subjects::{with_subject, Id, Sess, Subject, Visit, CAP, DESCRIPTIONS, LIVE_SESSIONS, NAMES};
 
 // ---- counting allocator ------------------------------------------------------------------------
 
 /// Counts live heap bytes while `COUNTING` is set (only in `memory` mode, which is
 /// single-threaded), so the other modes pay one read of a never-written flag per allocation.
 struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
+pub static COUNTING: AtomicBool = AtomicBool::new(false);
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
 // SAFETY: every call is forwarded unchanged to `System`; the counter is bookkeeping only.
@@ -70,12 +82,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Involuntary context switches of this process so far (preemptions by other processes).
-fn preemptions() -> i64 {
+/// Involuntary context switches of the calling thread so far.
+fn thread_preemptions() -> i64 {
     // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
     unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        libc::getrusage(libc::RUSAGE_THREAD, &mut u);
         u.ru_nivcsw
     }
 }
@@ -108,6 +120,14 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         ((self.next() as u128 * n as u128) >> 64) as usize
     }
+    fn shuffle<T>(&mut self, v: &mut [T]) {
+        for i in (1..v.len()).rev() {
+            v.swap(i, self.below(i + 1));
+        }
+    }
+    fn ids(&mut self, n: usize) -> Vec<Id> {
+        (0..n).map(|_| self.id()).collect()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -121,12 +141,12 @@ enum Mix {
 }
 
 impl Mix {
-    fn parse(s: &str) -> Mix {
+    fn parse(s: &str) -> Result<Mix, String> {
         match s {
-            "resume" => Mix::Resume,
-            "handshake" => Mix::Handshake,
-            "churn" => Mix::Churn,
-            _ => panic!("unknown mix {s:?}"),
+            "resume" => Ok(Mix::Resume),
+            "handshake" => Ok(Mix::Handshake),
+            "churn" => Ok(Mix::Churn),
+            _ => Err(format!("unknown mix {s:?} (resume, handshake, churn)")),
         }
     }
     fn name(self) -> &'static str {
@@ -149,7 +169,7 @@ struct Outcome {
     end: Instant,
 }
 
-fn worker(s: &dyn Subject, mix: Mix, seed: u64, prefill: &[Id], stop: &AtomicBool) -> Outcome {
+fn worker<S: Subject>(s: &S, mix: Mix, seed: u64, prefill: &[Id], stop: &AtomicBool) -> Outcome {
     let mut rng = Rng(seed);
     let mut recent: Vec<Id> = (0..RECENT)
         .map(|_| prefill[rng.below(prefill.len())])
@@ -199,57 +219,65 @@ fn worker(s: &dyn Subject, mix: Mix, seed: u64, prefill: &[Id], stop: &AtomicBoo
     }
 }
 
-fn prefilled(name: &str, prefill: &[Id]) -> Box<dyn Subject> {
-    let s = make(name);
-    for id in prefill {
+fn fill<S: Subject>(s: &S, ids: &[Id]) {
+    for id in ids {
         s.add(Sess::new(*id));
     }
     s.settle();
-    s
 }
 
-/// One measurement: a fresh, prefilled subject; `threads` workers released together; ops/s.
-fn run_cell(
-    name: &str,
+/// One throughput measurement: a fresh, prefilled subject; `threads` workers released together.
+struct Cell<'a> {
     mix: Mix,
     threads: usize,
     secs: f64,
-    prefill: &[Id],
+    prefill: &'a [Id],
     seed: u64,
-) -> (f64, f64) {
-    let s = prefilled(name, prefill);
-    let stop = AtomicBool::new(false);
-    let barrier = Barrier::new(threads + 1);
-    let (outs, start) = std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..threads)
-            .map(|t| {
-                let (s, stop, barrier) = (&*s, &stop, &barrier);
-                sc.spawn(move || {
-                    barrier.wait();
-                    worker(s, mix, seed ^ ((t as u64 + 1) << 32), prefill, stop)
+}
+
+struct CellResult {
+    mops: f64,
+    gets: u64,
+    hits: u64,
+    secs: f64,
+}
+
+impl Visit for Cell<'_> {
+    type Out = CellResult;
+    fn visit<S: Subject>(self, s: S) -> CellResult {
+        fill(&s, self.prefill);
+        let stop = AtomicBool::new(false);
+        let barrier = Barrier::new(self.threads + 1);
+        let (outs, start) = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..self.threads)
+                .map(|t| {
+                    let (s, stop, barrier, prefill) = (&s, &stop, &barrier, self.prefill);
+                    let (mix, seed) = (self.mix, self.seed ^ ((t as u64 + 1) << 32));
+                    sc.spawn(move || {
+                        barrier.wait();
+                        worker(s, mix, seed, prefill, stop)
+                    })
                 })
-            })
-            .collect();
-        barrier.wait();
-        let start = Instant::now();
-        std::thread::sleep(Duration::from_secs_f64(secs));
-        stop.store(true, Relaxed);
-        let outs: Vec<Outcome> = hs.into_iter().map(|h| h.join().unwrap()).collect();
-        (outs, start)
-    });
-    let end = outs.iter().map(|o| o.end).max().unwrap();
-    let ops: u64 = outs.iter().map(|o| o.ops).sum();
-    let gets: u64 = outs.iter().map(|o| o.gets).sum();
-    let hits: u64 = outs.iter().map(|o| o.hits).sum();
-    let mops = ops as f64 / (end - start).as_secs_f64() / 1e6;
-    let hit_rate = if gets == 0 {
-        f64::NAN
-    } else {
-        hits as f64 / gets as f64
-    };
-    drop(s);
-    session_cache::flush_deferred();
-    (mops, hit_rate)
+                .collect();
+            barrier.wait();
+            let start = Instant::now();
+            std::thread::sleep(Duration::from_secs_f64(self.secs));
+            stop.store(true, Relaxed);
+            let outs: Vec<Outcome> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+            (outs, start)
+        });
+        let end = outs.iter().map(|o| o.end).max().unwrap();
+        let secs = (end - start).as_secs_f64();
+        let ops: u64 = outs.iter().map(|o| o.ops).sum();
+        drop(s);
+        session_cache::flush_deferred();
+        CellResult {
+            mops: ops as f64 / secs / 1e6,
+            gets: outs.iter().map(|o| o.gets).sum(),
+            hits: outs.iter().map(|o| o.hits).sum(),
+            secs,
+        }
+    }
 }
 
 // ---- options ---------------------------------------------------------------------------------
@@ -257,53 +285,90 @@ fn run_cell(
 struct Opts {
     mode: String,
     rounds: usize,
-    secs: f64,
+    secs: Option<f64>,
     threads: Vec<usize>,
+    threads_given: bool,
     mixes: Vec<Mix>,
     subjects: Vec<String>,
+    subjects_given: bool,
     subject: Option<String>,
     out: Option<String>,
-    op: String,
+    ops: Option<u64>,
     n: usize,
 }
 
-fn opts() -> Opts {
+const USAGE: &str = "usage: compare check | throughput [--rounds N] [--secs S] [--threads 1,2,4] \
+[--mixes resume,handshake,churn] [--subjects a,b] [--quick] [--out FILE] | memory --subject NAME \
+[--ops N] | tail [--secs S] [--threads T] [--subjects a,b] [--out FILE] | profile --subject NAME \
+[--n N]   (see benches/compare.rs)";
+
+fn opts() -> Result<Opts, String> {
     let mut o = Opts {
         mode: String::new(),
-        rounds: 5,
-        secs: 0.3,
+        rounds: 9,
+        secs: None,
         threads: vec![1, 2, 4],
+        threads_given: false,
         mixes: vec![Mix::Resume, Mix::Handshake, Mix::Churn],
         subjects: NAMES.iter().map(|s| s.to_string()).collect(),
+        subjects_given: false,
         subject: None,
         out: None,
-        op: "get".to_string(),
-        n: 100_000,
+        ops: None,
+        n: CAP,
     };
+    let mut quick = false;
     let mut args = std::env::args().skip(1);
+    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, String> {
+        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+        v.parse()
+            .map_err(|_| format!("{flag}: not a valid number: {v:?}"))
+    }
     while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
         match a.as_str() {
             "--bench" => {} // passed by `cargo bench`
-            "--rounds" => o.rounds = val().parse().expect("--rounds N"),
-            "--secs" => o.secs = val().parse().expect("--secs S"),
+            "--quick" => quick = true,
+            "--rounds" => o.rounds = num("--rounds", args.next())?,
+            "--secs" => o.secs = Some(num("--secs", args.next())?),
+            "--ops" => o.ops = Some(num("--ops", args.next())?),
+            "--n" => o.n = num("--n", args.next())?,
             "--threads" => {
-                o.threads = val()
+                let v = args.next().ok_or("--threads needs a value")?;
+                o.threads = v
                     .split(',')
-                    .map(|t| t.parse().expect("--threads 1,2"))
-                    .collect()
+                    .map(|t| num("--threads", Some(t.to_string())))
+                    .collect::<Result<_, _>>()?;
+                o.threads_given = true;
             }
-            "--mixes" => o.mixes = val().split(',').map(Mix::parse).collect(),
-            "--subjects" => o.subjects = val().split(',').map(str::to_string).collect(),
-            "--subject" => o.subject = Some(val()),
-            "--out" => o.out = Some(val()),
-            "--op" => o.op = val(),
-            "--n" => o.n = val().parse().expect("--n N"),
+            "--mixes" => {
+                let v = args.next().ok_or("--mixes needs a value")?;
+                o.mixes = v.split(',').map(Mix::parse).collect::<Result<_, _>>()?;
+            }
+            "--subjects" => {
+                let v = args.next().ok_or("--subjects needs a value")?;
+                o.subjects = v.split(',').map(str::to_string).collect();
+                o.subjects_given = true;
+            }
+            "--subject" => o.subject = Some(args.next().ok_or("--subject needs a value")?),
+            "--out" => o.out = Some(args.next().ok_or("--out needs a value")?),
             m if !m.starts_with('-') && o.mode.is_empty() => o.mode = m.to_string(),
-            other => panic!("unknown argument {other:?}"),
+            other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    o
+    if quick {
+        o.rounds = 2;
+        o.secs.get_or_insert(0.05);
+    }
+    for s in o.subjects.iter().chain(o.subject.iter()) {
+        let floor = o.mode == "profile" && s == "hashbrown";
+        if !floor && !NAMES.contains(&s.as_str()) {
+            return Err(format!("unknown subject {s:?}; known: {NAMES:?}"));
+        }
+    }
+    if o.threads.contains(&0) || o.rounds == 0 || o.n == 0 {
+        return Err("--threads, --rounds and --n must be at least 1".into());
+    }
+    Ok(o)
 }
 
 fn output(o: &Opts) -> Box<dyn Write> {
@@ -313,214 +378,534 @@ fn output(o: &Opts) -> Box<dyn Write> {
                 .create(true)
                 .append(true)
                 .open(p)
-                .expect("open --out"),
+                .unwrap_or_else(|e| {
+                    eprintln!("compare: cannot open {p}: {e}");
+                    std::process::exit(2)
+                }),
         ),
         None => Box::new(std::io::stdout()),
     }
 }
 
+/// The command line as a user would type it.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!(
+        "cargo run --release -p session-cache-bench --bin compare -- {}",
+        args.join(" ")
+    )
+}
+
+/// The checked-out commit of the repository this binary was built from (`+dirty` if the work
+/// tree differs from it).
+fn commit() -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Ok(o) if o.status.success() => {
+            let mut c = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if let Ok(d) = git(&["diff", "--quiet", "HEAD"]) {
+                if !d.status.success() {
+                    c.push_str("+dirty");
+                }
+            }
+            c
+        }
+        _ => "unknown".into(),
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A JSON string literal.
+fn js(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
 fn main() {
-    let o = opts();
+    let o = match opts() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("compare: {e}\n{USAGE}");
+            std::process::exit(2)
+        }
+    };
     match o.mode.as_str() {
         "check" => check(&o),
         "throughput" => throughput(&o),
         "memory" => memory(&o),
-        "latency" => latency(&o),
+        "tail" => tail(&o),
         "profile" => profile(&o),
-        "" => eprintln!(
-            "compare: give a mode: check | throughput | memory | latency (see benches/compare.rs)"
-        ),
-        m => panic!("unknown mode {m:?}"),
+        "" | "help" => eprintln!("{USAGE}"),
+        m => {
+            eprintln!("compare: unknown mode {m:?}\n{USAGE}");
+            std::process::exit(2)
+        }
     }
 }
 
-// ---- modes -----------------------------------------------------------------------------------
+// ---- check -----------------------------------------------------------------------------------
 
-fn check(o: &Opts) {
-    let mut rng = Rng(42);
-    for name in &o.subjects {
-        let s = make(name);
-        let a = rng.id();
-        let b = rng.id();
+struct Check;
+
+impl Visit for Check {
+    type Out = Result<(usize, usize), String>;
+    fn visit<S: Subject>(self, s: S) -> Self::Out {
+        let mut rng = Rng(42);
+        let (a, b) = (rng.id(), rng.id());
         s.add(Sess::new(a));
         s.add(Sess::new(b));
-        assert!(s.get(&a), "{name}: get after add");
-        assert!(!s.get(&rng.id()), "{name}: get of an absent id");
-        assert!(s.remove(&a), "{name}: remove of a cached id");
-        assert!(!s.get(&a), "{name}: get after remove");
-        assert!(!s.remove(&a), "{name}: second remove");
-        assert!(s.take(&b), "{name}: take");
-        assert!(!s.take(&b), "{name}: second take");
-        println!("check {name}: ok");
+        let checks = [
+            (s.get(&a), "get after add"),
+            (!s.get(&rng.id()), "get of an absent id misses"),
+            (s.remove(&a), "remove of a cached id"),
+            (!s.get(&a), "get after remove misses"),
+            (!s.remove(&a), "second remove finds nothing"),
+            (s.take(&b), "take"),
+            (!s.take(&b), "second take finds nothing"),
+        ];
+        if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
+            return Err(what.to_string());
+        }
+        // What it holds when asked for CAP: after CAP adds, then after CAP more.
+        let first = rng.ids(CAP);
+        fill(&s, &first);
+        let held = first.iter().filter(|id| s.get(id)).count();
+        let second = rng.ids(CAP);
+        fill(&s, &second);
+        let held_after = first.iter().chain(&second).filter(|id| s.get(id)).count();
+        Ok((held, held_after))
     }
 }
 
-fn throughput(o: &Opts) {
-    let mut rng = Rng(0x5eed);
-    let prefill: Vec<Id> = (0..CAP).map(|_| rng.id()).collect();
+fn check(o: &Opts) {
+    let mut failed = false;
     let mut out = output(o);
+    for name in &o.subjects {
+        match with_subject(name, Check).expect("known subject") {
+            Ok((held, held_after)) => {
+                eprintln!("check {name}: ok (holds {held}, then {held_after} of {CAP} asked)");
+                writeln!(
+                    out,
+                    r#"{{"kind":"holds","subject":{},"asked":{CAP},"after_fill":{held},"after_overfill":{held_after}}}"#,
+                    js(name)
+                )
+                .unwrap();
+            }
+            Err(what) => {
+                eprintln!("check {name}: FAILED: {what}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+// ---- throughput ------------------------------------------------------------------------------
+
+fn throughput(o: &Opts) {
+    let secs = o.secs.unwrap_or(0.8);
+    let mut rng = Rng(0x5eed);
+    let prefill = rng.ids(CAP);
+    let mut out = output(o);
+    writeln!(
+        out,
+        r#"{{"kind":"run","mode":"throughput","command":{},"commit":{},"loadavg_before":{},"rounds":{},"secs":{secs}}}"#,
+        js(&command_line()),
+        js(&commit()),
+        js(&loadavg()),
+        o.rounds
+    )
+    .unwrap();
+    for (name, what) in DESCRIPTIONS {
+        if o.subjects.iter().any(|s| s == name) {
+            writeln!(
+                out,
+                r#"{{"kind":"subject","subject":{},"what":{}}}"#,
+                js(name),
+                js(what)
+            )
+            .unwrap();
+        }
+    }
     let n = o.subjects.len();
+    let started = Instant::now();
     for round in 0..o.rounds {
         for &mix in &o.mixes {
             for &threads in &o.threads {
                 for k in 0..n {
                     let name = &o.subjects[(k + round) % n];
-                    let (mops, hit) = run_cell(name, mix, threads, o.secs, &prefill, rng.next());
-                    let hit = if hit.is_nan() {
+                    let cell = Cell {
+                        mix,
+                        threads,
+                        secs,
+                        prefill: &prefill,
+                        seed: rng.next(),
+                    };
+                    let r = with_subject(name, cell).expect("known subject");
+                    let hit = if r.gets == 0 {
                         "null".to_string()
                     } else {
-                        format!("{hit:.4}")
+                        format!("{:.4}", r.hits as f64 / r.gets as f64)
                     };
                     writeln!(
                         out,
-                        r#"{{"kind":"throughput","round":{round},"mix":"{}","threads":{threads},"subject":"{name}","mops":{mops:.4},"hit_rate":{hit}}}"#,
-                        mix.name()
+                        r#"{{"kind":"throughput","round":{round},"position":{k},"mix":"{}","threads":{threads},"subject":{},"mops":{:.4},"secs":{:.3},"gets":{},"hit_ratio":{hit}}}"#,
+                        mix.name(),
+                        js(name),
+                        r.mops,
+                        r.secs,
+                        r.gets,
                     )
                     .unwrap();
                     out.flush().unwrap();
                 }
             }
         }
-        eprintln!("throughput round {} of {} done", round + 1, o.rounds);
+        eprintln!(
+            "throughput round {} of {} done ({:.0} s)",
+            round + 1,
+            o.rounds,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    writeln!(
+        out,
+        r#"{{"kind":"run_end","mode":"throughput","loadavg_after":{},"wall_secs":{:.1}}}"#,
+        js(&loadavg()),
+        started.elapsed().as_secs_f64()
+    )
+    .unwrap();
+}
+
+// ---- memory ----------------------------------------------------------------------------------
+
+/// Heap bytes held by the Rust allocator beyond the live sessions.
+fn rust_bytes_beyond_sessions() -> isize {
+    LIVE.load(Relaxed) - LIVE_SESSIONS.load(Relaxed) * Sess::heap_bytes() as isize
+}
+
+fn malloc_bytes_beyond_sessions() -> isize {
+    malloc_in_use() - LIVE_SESSIONS.load(Relaxed) * Sess::heap_bytes() as isize
+}
+
+struct Memory {
+    ops: u64,
+    base_rust: isize,
+    base_malloc: isize,
+    ids: Vec<Id>,
+    rng: Rng,
+}
+
+impl Visit for Memory {
+    type Out = String;
+    fn visit<S: Subject>(mut self, s: S) -> String {
+        fill(&s, &self.ids);
+        let entries = |copies: bool| {
+            if copies {
+                CAP as isize
+            } else {
+                LIVE_SESSIONS.load(Relaxed)
+            }
+        };
+        // rustls and OpenSSL keep their own copy of the session, not our `Arc`.
+        let copies = LIVE_SESSIONS.load(Relaxed) == 0;
+        let full = (
+            rust_bytes_beyond_sessions() - self.base_rust,
+            malloc_bytes_beyond_sessions() - self.base_malloc,
+            entries(copies),
+        );
+        // Churn: add a fresh id, then remove it; every eighth add is kept, so the cache also
+        // evicts.
+        let mut done = 0u64;
+        let mut i = 0u64;
+        while done < self.ops {
+            let id = self.rng.id();
+            s.add(Sess::new(id));
+            done += 1;
+            if i % 8 != 7 {
+                s.remove(&id);
+                done += 1;
+            }
+            i += 1;
+        }
+        s.settle();
+        let churned = (
+            rust_bytes_beyond_sessions() - self.base_rust,
+            malloc_bytes_beyond_sessions() - self.base_malloc,
+            entries(copies),
+        );
+        let per = |(b, _, e): (isize, isize, isize)| b as f64 / e.max(1) as f64;
+        let per_m = |(_, m, e): (isize, isize, isize)| m as f64 / e.max(1) as f64;
+        let line = format!(
+            r#""entries_full":{},"rust_per_entry_full":{:.1},"malloc_per_entry_full":{:.1},"entries_after":{},"rust_per_entry_after":{:.1},"malloc_per_entry_after":{:.1},"ops":{}"#,
+            full.2,
+            per(full),
+            per_m(full),
+            churned.2,
+            per(churned),
+            per_m(churned),
+            self.ops
+        );
+        drop(s);
+        line
     }
 }
 
 fn memory(o: &Opts) {
-    let name = o.subject.clone().expect("memory needs --subject NAME");
-    let mut rng = Rng(7);
-    // Sessions (and their ids) exist before the baseline: the cache's own cost is measured.
-    let first: Vec<Arc<Sess>> = (0..CAP).map(|_| Sess::new(rng.id())).collect();
-    let churn: Vec<Arc<Sess>> = (0..2 * CAP).map(|_| Sess::new(rng.id())).collect();
+    let Some(name) = o.subject.clone() else {
+        eprintln!("compare: memory needs --subject NAME\n{USAGE}");
+        std::process::exit(2)
+    };
+    // Subjects whose `remove` scans a queue of every key: their structure is the same after
+    // fewer operations, and 10 million would take many minutes.
+    let slow = matches!(name.as_str(), "mutex-fifo" | "rustls");
+    let ops = o.ops.unwrap_or(if slow { 50_000 } else { 10_000_000 });
+    // Counting starts before any session exists, so every session's allocation and release
+    // is seen; what the harness itself needs (ids, the PRNG) is allocated before the baseline.
     COUNTING.store(true, Relaxed);
-    let (rust0, malloc0) = (LIVE.load(Relaxed), malloc_in_use());
+    let mut rng = Rng(7);
+    let ids = rng.ids(CAP);
+    let base_rust = rust_bytes_beyond_sessions();
+    let base_malloc = malloc_bytes_beyond_sessions();
+    let m = Memory {
+        ops,
+        base_rust,
+        base_malloc,
+        ids,
+        rng,
+    };
     // The empty subject's own allocations count too: they exist to hold CAP sessions.
-    let s = make(&name);
-    for x in &first {
-        s.add(x.clone());
-    }
-    s.settle();
-    session_cache::flush_deferred();
-    let (rust1, malloc1) = (LIVE.load(Relaxed), malloc_in_use());
-    // Then churn: 2*CAP fresh adds (each evicting) and one remove of a recent id per 8 adds.
-    for (i, x) in churn.iter().enumerate() {
-        s.add(x.clone());
-        if i % 8 == 7 {
-            s.remove(&churn[i - 3].id);
-        }
-    }
-    s.settle();
-    session_cache::flush_deferred();
-    let (rust2, malloc2) = (LIVE.load(Relaxed), malloc_in_use());
-    // rustls stores the encoded session itself (80 bytes) by value: reported separately so
-    // that "overhead" is comparable across subjects.
-    let payload = if name == "rustls" { 80 } else { 0 };
-    let per = |b: isize, b0: isize| (b - b0) as f64 / CAP as f64;
+    let line = with_subject(&name, m).expect("known subject");
+    // rustls copies the session's bytes into the cache: its 32-byte key and 80-byte value are
+    // the session, reported so that the overhead can be compared.
+    let payload = if name == "rustls" { 112 } else { 0 };
     println!(
-        r#"{{"kind":"memory","subject":"{name}","entries":{CAP},"rust_bytes_per_entry_full":{:.1},"malloc_bytes_per_entry_full":{:.1},"rust_bytes_per_entry_after_churn":{:.1},"malloc_bytes_per_entry_after_churn":{:.1},"payload_copied_per_entry":{payload}}}"#,
-        per(rust1, rust0),
-        per(malloc1, malloc0),
-        per(rust2, rust0),
-        per(malloc2, malloc0),
+        r#"{{"kind":"memory","subject":{},{line},"payload_copied_per_entry":{payload},"session_bytes":{}}}"#,
+        js(&name),
+        Sess::heap_bytes()
     );
     COUNTING.store(false, Relaxed);
-    drop(s);
 }
 
-fn latency(o: &Opts) {
-    use hdrhistogram::Histogram;
-    let threads = *o.threads.first().unwrap_or(&2);
-    let mut rng = Rng(0x1a7);
-    let prefill: Vec<Id> = (0..CAP).map(|_| rng.id()).collect();
-    let mut out = output(o);
-    for name in &o.subjects {
-        let s = prefilled(name, &prefill);
+// ---- tail latency ----------------------------------------------------------------------------
+
+struct Tail {
+    threads: usize,
+    secs: f64,
+    prefill: Vec<Id>,
+    seed: u64,
+}
+
+struct TailOut {
+    add: hdrhistogram::Histogram<u64>,
+    discarded: u64,
+}
+
+impl Visit for Tail {
+    type Out = TailOut;
+    fn visit<S: Subject>(self, s: S) -> TailOut {
+        use hdrhistogram::Histogram;
+        fill(&s, &self.prefill);
         let stop = AtomicBool::new(false);
-        let preempted_before = preemptions();
-        let hs: Vec<(Histogram<u64>, Histogram<u64>)> = std::thread::scope(|sc| {
-            let hs: Vec<_> = (0..threads)
+        let barrier = Barrier::new(self.threads + 1);
+        let outs: Vec<(Histogram<u64>, u64)> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..self.threads)
                 .map(|t| {
-                    let (s, stop, prefill) = (&*s, &stop, &prefill);
-                    let seed = rng.next() ^ t as u64;
+                    let (s, stop, barrier) = (&s, &stop, &barrier);
+                    let seed = self.seed ^ ((t as u64 + 1) << 40);
                     sc.spawn(move || {
                         let mut rng = Rng(seed);
                         let mut add =
                             Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
-                        let mut get = add.clone();
-                        let mut recent: Vec<Id> =
-                            (0..RECENT).map(|_| prefill[rng.below(CAP)]).collect();
-                        let mut next = 0;
+                        let mut discarded = 0u64;
+                        barrier.wait();
                         while !stop.load(Relaxed) {
                             let id = rng.id();
                             let sess = Sess::new(id);
+                            let before = thread_preemptions();
                             let t0 = Instant::now();
                             s.add(sess);
                             let t1 = Instant::now();
-                            add.saturating_record((t1 - t0).as_nanos() as u64);
-                            recent[next] = id;
-                            next = (next + 1) % RECENT;
-                            let probe = recent[rng.below(RECENT)];
-                            let t0 = Instant::now();
-                            std::hint::black_box(s.get(&probe));
-                            let t1 = Instant::now();
-                            get.saturating_record((t1 - t0).as_nanos() as u64);
+                            if thread_preemptions() == before {
+                                add.saturating_record((t1 - t0).as_nanos() as u64);
+                            } else {
+                                discarded += 1;
+                            }
+                            s.remove(&id);
                         }
-                        (add, get)
+                        (add, discarded)
                     })
                 })
                 .collect();
-            std::thread::sleep(Duration::from_secs_f64(o.secs));
+            barrier.wait();
+            std::thread::sleep(Duration::from_secs_f64(self.secs));
             stop.store(true, Relaxed);
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        let preempted = preemptions() - preempted_before;
-        let (mut add, mut get) = hs[0].clone();
-        for (a, g) in &hs[1..] {
-            add.add(a).unwrap();
-            get.add(g).unwrap();
-        }
-        for (op, h) in [("add", &add), ("get", &get)] {
-            writeln!(
-                out,
-                r#"{{"kind":"latency","subject":"{name}","op":"{op}","threads":{threads},"count":{},"preemptions":{preempted},"p50":{},"p99":{},"p999":{},"max":{}}}"#,
-                h.len(),
-                h.value_at_quantile(0.5),
-                h.value_at_quantile(0.99),
-                h.value_at_quantile(0.999),
-                h.max()
-            )
-            .unwrap();
-        }
-        out.flush().unwrap();
         drop(s);
         session_cache::flush_deferred();
+        let mut add = outs[0].0.clone();
+        for (h, _) in &outs[1..] {
+            add.add(h).unwrap();
+        }
+        TailOut {
+            add,
+            discarded: outs.iter().map(|(_, d)| d).sum(),
+        }
     }
 }
 
-/// The measured region of `profile` mode (callgrind toggles collection on this symbol).
-#[inline(never)]
-fn profile_loop(s: &dyn Subject, op: &str, ids: &[Id], fresh: &[Id]) -> u64 {
-    let mut n = 0u64;
-    match op {
-        "get" => ids.iter().for_each(|id| n += s.get(id) as u64),
-        "miss" => fresh.iter().for_each(|id| n += s.get(id) as u64),
-        "add" => fresh.iter().for_each(|id| s.add(Sess::new(*id))),
-        "remove" => ids.iter().for_each(|id| n += s.remove(id) as u64),
-        "churn" => fresh.iter().for_each(|id| {
-            s.add(Sess::new(*id));
-            n += s.remove(id) as u64;
-        }),
-        other => panic!("unknown --op {other:?}"),
+fn tail(o: &Opts) {
+    let threads = if o.threads_given { o.threads[0] } else { 2 };
+    let secs = o.secs.unwrap_or(5.0);
+    let mut rng = Rng(0x1a7);
+    let subjects: Vec<String> = if o.subjects_given {
+        o.subjects.clone()
+    } else {
+        vec!["session-cache".into()]
+    };
+    let mut out = output(o);
+    for name in &subjects {
+        let t = Tail {
+            threads,
+            secs,
+            prefill: rng.ids(CAP),
+            seed: rng.next(),
+        };
+        let load = loadavg();
+        let r = with_subject(name, t).expect("known subject");
+        let h = &r.add;
+        writeln!(
+            out,
+            r#"{{"kind":"tail","subject":{},"op":"add","workload":"churn","threads":{threads},"secs":{secs},"count":{},"discarded_preempted":{},"p50":{},"p99":{},"p999":{},"max":{},"loadavg_before":{},"loadavg_after":{}}}"#,
+            js(name),
+            h.len(),
+            r.discarded,
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max(),
+            js(&load),
+            js(&loadavg()),
+        )
+        .unwrap();
+        out.flush().unwrap();
     }
+}
+
+// ---- profile (callgrind) ---------------------------------------------------------------------
+
+// Each measured function has a body of its own: identical ones would be merged by the
+// compiler into one symbol, and callgrind could not tell them apart.
+
+/// Measured region: a `get` of each cached id; returns the hits (callgrind collects only
+/// inside `measure_*`).
+#[inline(never)]
+fn measure_get_hit<S: Subject>(s: &S, ids: &[Id]) -> u64 {
+    ids.iter().filter(|id| s.get(black_box(id))).count() as u64
+}
+
+/// A `get` of each absent id; returns the misses.
+#[inline(never)]
+fn measure_get_miss<S: Subject>(s: &S, ids: &[Id]) -> u64 {
+    ids.iter().filter(|id| !s.get(black_box(id))).count() as u64
+}
+
+/// Adds prepared sessions to a full cache (each evicts), then lets the subject finish its
+/// deferred work, so the release of the evicted sessions is counted.
+#[inline(never)]
+fn measure_add<S: Subject>(s: &S, sessions: Vec<S::Prepared>) -> u64 {
+    let n = sessions.len() as u64;
+    for p in sessions {
+        s.add_prepared(black_box(p));
+    }
+    s.settle();
     n
 }
 
-/// The floor for `profile --subject hashbrown --op get`: a plain single-threaded lookup that
-/// clones the `Arc`, as `get` does.
+/// Removes each cached id, then lets the subject finish its deferred releases; returns the
+/// removals.
 #[inline(never)]
-fn profile_loop_hashbrown(m: &hashbrown::HashMap<Id, Arc<Sess>>, ids: &[Id]) -> u64 {
+fn measure_remove<S: Subject>(s: &S, ids: &[Id]) -> u64 {
+    let n = ids.iter().map(|id| s.remove(black_box(id)) as u64).sum();
+    s.settle();
+    n
+}
+
+type Floor = hashbrown::HashMap<Id, Arc<Sess>, ahash::RandomState>;
+
+#[inline(never)]
+fn measure_floor_get_hit(m: &Floor, ids: &[Id]) -> u64 {
     ids.iter()
-        .map(|id| m.get(id).cloned().is_some() as u64)
-        .sum()
+        .filter(|id| m.get(black_box(*id)).cloned().is_some())
+        .count() as u64
+}
+
+#[inline(never)]
+fn measure_floor_get_miss(m: &Floor, ids: &[Id]) -> u64 {
+    ids.iter()
+        .filter(|id| m.get(black_box(*id)).cloned().is_none())
+        .count() as u64
+}
+
+/// The phases, in the order they run (scripts/callgrind.sh reads one dump per phase).
+const PHASES: [&str; 4] = ["get_hit", "get_miss", "add", "remove"];
+
+struct Profile {
+    n: usize,
+}
+
+impl Visit for Profile {
+    type Out = Vec<(usize, u64)>;
+    fn visit<S: Subject>(self, s: S) -> Self::Out {
+        let mut rng = Rng(99);
+        let prefill = rng.ids(CAP);
+        fill(&s, &prefill);
+        let mut order = prefill.clone();
+        rng.shuffle(&mut order);
+        let hits: Vec<Id> = (0..self.n).map(|i| order[i % CAP]).collect();
+        let absent = rng.ids(self.n);
+        let fresh = rng.ids(self.n);
+        let prepared: Vec<S::Prepared> = fresh.iter().map(|id| s.prepare(Sess::new(*id))).collect();
+        let mut res = Vec::new();
+        res.push((hits.len(), measure_get_hit(&s, &hits)));
+        res.push((absent.len(), measure_get_miss(&s, &absent)));
+        res.push((fresh.len(), measure_add(&s, prepared)));
+        // Remove a fifth of a cache's worth of cached ids, spread over the whole cache.
+        let mut present: Vec<Id> = prefill
+            .iter()
+            .chain(&fresh)
+            .filter(|id| s.get(id))
+            .copied()
+            .collect();
+        rng.shuffle(&mut present);
+        present.truncate((self.n / 5).max(1));
+        res.push((present.len(), measure_remove(&s, &present)));
+        res
+    }
 }
 
 fn profile(o: &Opts) {
@@ -528,28 +913,30 @@ fn profile(o: &Opts) {
         .subject
         .clone()
         .unwrap_or_else(|| "session-cache".to_string());
-    let mut rng = Rng(99);
-    let prefill: Vec<Id> = (0..CAP).map(|_| rng.id()).collect();
-    if name == "hashbrown" {
-        let m: hashbrown::HashMap<Id, Arc<Sess>> =
-            prefill.iter().map(|id| (*id, Sess::new(*id))).collect();
-        let ids: Vec<Id> = (0..o.n.min(CAP))
-            .map(|i| prefill[(i * 7919) % CAP])
-            .collect();
-        let n = profile_loop_hashbrown(&m, &ids);
-        println!("profile hashbrown get x{}: {n} hits", ids.len());
-        return;
-    }
-    let s = prefilled(&name, &prefill);
-    let ids: Vec<Id> = (0..o.n.min(CAP))
-        .map(|i| prefill[(i * 7919) % CAP])
+    // (operations, how many answered as expected: hits, misses, adds, removals)
+    let res: Vec<(usize, u64)> = if name == "hashbrown" {
+        let mut rng = Rng(99);
+        let prefill = rng.ids(CAP);
+        let m: Floor = prefill.iter().map(|id| (*id, Sess::new(*id))).collect();
+        let mut order = prefill.clone();
+        rng.shuffle(&mut order);
+        let hits: Vec<Id> = (0..o.n).map(|i| order[i % CAP]).collect();
+        let absent = rng.ids(o.n);
+        vec![
+            (hits.len(), measure_floor_get_hit(&m, &hits)),
+            (absent.len(), measure_floor_get_miss(&m, &absent)),
+        ]
+    } else {
+        with_subject(&name, Profile { n: o.n }).expect("known subject")
+    };
+    let phases: Vec<String> = res
+        .iter()
+        .zip(PHASES)
+        .map(|((n, done), p)| format!(r#"{{"phase":"{p}","ops":{n},"as_expected":{done}}}"#))
         .collect();
-    let fresh: Vec<Id> = (0..o.n).map(|_| rng.id()).collect();
-    let t = Instant::now();
-    let n = profile_loop(&*s, &o.op, &ids, &fresh);
-    let ns = t.elapsed().as_nanos() as f64 / o.n as f64;
     println!(
-        "profile {name} {} x{}: {n} hits/removals, {ns:.0} ns/op (wall, untrustworthy under load)",
-        o.op, o.n
+        r#"{{"kind":"profile","subject":{},"phases":[{}]}}"#,
+        js(&name),
+        phases.join(",")
     );
 }

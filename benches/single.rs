@@ -1,7 +1,8 @@
-//! Single-thread operation costs of session-cache (issue 4), with the practical floor: a plain
-//! single-threaded `hashbrown` lookup of the same keys.
+//! Single-thread operation costs of session-cache, with the practical floor: a plain
+//! single-threaded `hashbrown` lookup (ahash, as session-cache hashes) of the same keys.
 //!
-//! `cargo bench --bench single` (add criterion options after `--`, e.g. `-- get`).
+//! `cargo bench -p session-cache-bench --bench single` (criterion options after `--`, e.g.
+//! `-- get`).
 //! Every cache is at full capacity (20 480 sessions, 32-byte random ids). `hot` benches look up
 //! one key over and over (everything in L1); `spread` benches walk all cached keys in a random
 //! order (what a server sees).
@@ -75,7 +76,8 @@ fn full() -> (SessionCache<Sess>, Vec<Id>, Vec<Id>, Rng) {
 
 fn bench(c: &mut Criterion) {
     let (cache, ids, absent, mut rng) = full();
-    let floor: hashbrown::HashMap<Id, Arc<Sess>> = ids.iter().map(|id| (*id, sess(*id))).collect();
+    let floor: hashbrown::HashMap<Id, Arc<Sess>, ahash::RandomState> =
+        ids.iter().map(|id| (*id, sess(*id))).collect();
     let mut g = c.benchmark_group("single");
 
     // ---- lookups, and the hashbrown floor over the same keys ----

@@ -1,25 +1,45 @@
 #!/usr/bin/env bash
-# Run every issue-4 benchmark (~10 minutes on a 2-core machine, plus the first build) and
-# write BENCHMARKS.md at the repository root.
+# Every benchmark, then BENCHMARKS.md at the repository root, from one command. Run it on an
+# idle machine: a benchmark taken while other work runs is not a measurement (the load average
+# before and after is recorded).
 #
-#   scripts/bench.sh                 # full run
-#   ROUNDS=2 SECS=0.1 LAT_SECS=0.3 scripts/bench.sh   # quick smoke run (numbers meaningless)
+#   scripts/bench.sh           # full run: about 15 minutes on 2 cores, plus the first build
+#   scripts/bench.sh --quick   # smoke test (2 short rounds, fewer operations; numbers
+#                              # meaningless), writes target/bench-results/BENCHMARKS.quick.md
 #
-# Raw results stay in target/bench-results/ (throughput/memory/latency JSON lines) and
-# target/criterion/single/ (criterion estimates).
+# Environment: ROUNDS (9), SECS (seconds per throughput cell, 0.8), TAIL_SECS (5), MEM_OPS
+# (operations of the memory churn; default: the compare binary's), OUT (where the report goes).
+# Raw results stay in target/bench-results/: throughput, holds, memory and tail as JSON lines,
+# callgrind/ as scripts/callgrind.sh leaves it.
+#
+# Single-thread criterion benches are separate: cargo bench -p session-cache-bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS="${ROUNDS:-7}"        # interleaved throughput rounds (medians are taken over them)
-SECS="${SECS:-0.4}"          # seconds per throughput cell
-LAT_SECS="${LAT_SECS:-1}"    # seconds of latency sampling per subject
-LAT_THREADS="${LAT_THREADS:-2}"
-OUT="${OUT:-BENCHMARKS.md}"
+QUICK=0
+for a in "$@"; do
+  case "$a" in
+    --quick) QUICK=1 ;;
+    *) echo "usage: scripts/bench.sh [--quick]" >&2; exit 2 ;;
+  esac
+done
 RES=target/bench-results
+if [ "$QUICK" = 1 ]; then
+  ROUNDS="${ROUNDS:-2}" SECS="${SECS:-0.05}" TAIL_SECS="${TAIL_SECS:-0.5}" MEM_OPS="${MEM_OPS:-200000}"
+  CG_N="${CG_N:-2048}" OUT="${OUT:-$RES/BENCHMARKS.quick.md}"
+else
+  ROUNDS="${ROUNDS:-9}" SECS="${SECS:-0.8}" TAIL_SECS="${TAIL_SECS:-5}" MEM_OPS="${MEM_OPS:-}"
+  CG_N="${CG_N:-20480}" OUT="${OUT:-BENCHMARKS.md}"
+fi
+SUBJECTS="session-cache papaya dashmap scc-HashMap scc-HashCache moka quick_cache mutex-fifo rustls openssl"
 command -v python3 >/dev/null || { echo "bench.sh needs python3" >&2; exit 1; }
 
+echo "== build" >&2
+cargo build --release --locked -p session-cache-bench --bin compare >&2
+bin=target/release/compare
+
 start=$(date +%s)
-rm -rf "$RES" target/criterion/single
+rm -rf "$RES"
 mkdir -p "$RES"
 {
   echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -27,36 +47,42 @@ mkdir -p "$RES"
   echo "memory:   $(free -g | awk '/^Mem:/{print $2}') GiB"
   echo "kernel:   $(uname -srm)"
   echo "rustc:    $(rustc -V)"
-  echo "commit:   $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
+  echo "commit:   $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (work tree differs from it)')"
   echo "load avg before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$RES/machine.txt"
-echo "ROUNDS=$ROUNDS SECS=$SECS LAT_SECS=$LAT_SECS LAT_THREADS=$LAT_THREADS scripts/bench.sh" > "$RES/command.txt"
-
-echo "== build" >&2
-cargo bench --no-run >&2
-bench() { cargo bench -q --bench compare -- "$@"; }
-
-echo "== check" >&2
-bench check >&2
-
-echo "== single-thread (criterion)" >&2
-cargo bench -q --bench single >&2
-
-echo "== throughput: $ROUNDS rounds x 3 mixes x threads 1,2,4 x 10 subjects x ${SECS}s" >&2
-bench throughput --rounds "$ROUNDS" --secs "$SECS" --out "$RES/throughput.jsonl"
-
-echo "== memory" >&2
-for s in session-cache papaya dashmap scc-HashMap scc-HashCache moka quick_cache mutex-fifo rustls openssl; do
-  bench memory --subject "$s" >> "$RES/memory.jsonl"
+cmd="scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')"
+for v in ROUNDS SECS TAIL_SECS MEM_OPS CG_N; do
+  # Record the settings that differ from the defaults of this mode.
+  eval "val=\${$v}"
+  case "$QUICK:$v:$val" in
+    0:ROUNDS:9|0:SECS:0.8|0:TAIL_SECS:5|0:MEM_OPS:|0:CG_N:20480) ;;
+    1:ROUNDS:2|1:SECS:0.05|1:TAIL_SECS:0.5|1:MEM_OPS:200000|1:CG_N:2048) ;;
+    *) cmd="$v=$val $cmd" ;;
+  esac
 done
+echo "$cmd" > "$RES/command.txt"
+
+echo "== check, and what each subject holds" >&2
+"$bin" check --out "$RES/holds.jsonl" >&2
+
+echo "== throughput: $ROUNDS rounds x 3 workloads x threads 1,2,4 x 10 subjects x ${SECS}s" >&2
+"$bin" throughput --rounds "$ROUNDS" --secs "$SECS" --out "$RES/throughput.jsonl"
 
 echo "== tail latency" >&2
-bench latency --secs "$LAT_SECS" --threads "$LAT_THREADS" --out "$RES/latency.jsonl"
+"$bin" tail --secs "$TAIL_SECS" --threads 2 --out "$RES/tail.jsonl"
+
+echo "== memory" >&2
+for s in $SUBJECTS; do
+  "$bin" memory --subject "$s" ${MEM_OPS:+--ops "$MEM_OPS"} >> "$RES/memory.jsonl"
+done
+
+echo "== callgrind" >&2
+DIR="$RES/callgrind" N="$CG_N" scripts/callgrind.sh >/dev/null
 
 end=$(date +%s)
 {
   echo "load avg after the run:  $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "wall time of the run:    $((end - start)) s (including any build)"
+  echo "wall time of the run:    $((end - start)) s (after the build)"
 } >> "$RES/machine.txt"
-python3 scripts/bench_report.py "$RES" target/criterion > "$OUT"
+python3 scripts/bench_report.py report "$RES" > "$OUT"
 echo "wrote $OUT in $((end - start)) s" >&2

@@ -1,34 +1,59 @@
 #!/usr/bin/env bash
-# Instruction counts per operation (valgrind --tool=callgrind; stable on this machine, unlike
-# timings), and the top functions, for single-thread ops on a full cache.
+# Per-operation cost of every subject under callgrind (instruction counts and simulated cache
+# misses are stable on a busy machine, unlike timings), as a markdown table.
 #
-#   scripts/callgrind.sh                       # session-cache: get miss add remove churn
-#   SUBJECTS="session-cache scc-HashMap quick_cache" OPS="get add" scripts/callgrind.sh
+#   scripts/callgrind.sh                                 # every subject, ~2-3 minutes
+#   SUBJECTS="session-cache quick_cache hashbrown" scripts/callgrind.sh
 #
-# Output: target/callgrind/<subject>-<op>.out (open with callgrind_annotate or kcachegrind).
+# Single thread, a full cache of 20 480 sessions with 32-byte ids, the sessions allocated
+# before the measured loops: get hit (every cached id once, in random order), get miss, add
+# (each evicts; the release of the evicted sessions is counted), remove (4 096 cached ids spread
+# over the cache). `hashbrown` is the floor: a plain map with ahash, get + `Arc` clone.
+# Only the `measure_*` functions of the compare binary are counted (--toggle-collect), and each
+# figure is divided by that function's iteration count. D1 and LL misses are data misses,
+# reads + writes, under the tool's default cache geometry (taken from the host).
+#
+# Output: the table on stdout; target/callgrind/<subject>.out.<n> (one dump per measured
+# function; callgrind_annotate reads them) and <subject>.json, and
+# target/callgrind/callgrind.jsonl (read by scripts/bench_report.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUBJECTS="${SUBJECTS:-session-cache}"
-OPS="${OPS:-get miss add remove churn}"
-N="${N:-20000}"
-TOP="${TOP:-15}"
-command -v valgrind >/dev/null || apt-get install -y -qq valgrind >/dev/null
-bin=$(cargo bench --no-run --bench compare --message-format=json 2>/dev/null \
-  | python3 -c 'import json,sys
-for l in sys.stdin:
-    m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m["target"]["name"]=="compare" and m.get("executable"): print(m["executable"])')
-mkdir -p target/callgrind
-printf '%-14s %-7s %12s\n' subject op instr/op
+SUBJECTS="${SUBJECTS:-session-cache papaya dashmap scc-HashMap scc-HashCache moka quick_cache mutex-fifo rustls openssl hashbrown}"
+N="${N:-20480}"
+DIR="${DIR:-target/callgrind}"
+JOBS="${JOBS:-$(nproc)}"   # valgrind runs at a time (instruction counts do not depend on it)
+
+if ! command -v valgrind >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+  else
+    echo "callgrind.sh needs valgrind (Debian: sudo apt-get install valgrind)" >&2
+    exit 1
+  fi
+fi
+command -v python3 >/dev/null || { echo "callgrind.sh needs python3" >&2; exit 1; }
+
+cargo build --release --locked -q -p session-cache-bench --bin compare >&2
+bin=target/release/compare
+mkdir -p "$DIR"
+rm -f "$DIR"/*.out* "$DIR"/*.json "$DIR"/*.log "$DIR/callgrind.jsonl"
+one() {
+  local s=$1 fns f
+  echo "== callgrind: $s" >&2
+  # One dump as each measured function returns (--dump-after takes exact names).
+  if [ "$s" = hashbrown ]; then fns="measure_floor_get_hit measure_floor_get_miss"
+  else fns="measure_get_hit measure_get_miss measure_add measure_remove"; fi
+  local dumps=()
+  for f in $fns; do dumps+=("--dump-after=compare::$f"); done
+  valgrind --tool=callgrind --cache-sim=yes --collect-atstart=no --toggle-collect='*measure_*' \
+    "${dumps[@]}" --callgrind-out-file="$DIR/$s.out" "$bin" profile --subject "$s" --n "$N" \
+    >"$DIR/$s.json" 2>"$DIR/$s.log" || { tail -20 "$DIR/$s.log" >&2; return 1; }
+}
+pids=()
 for s in $SUBJECTS; do
-  for op in $OPS; do
-    f=target/callgrind/$s-$op.out
-    valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*profile_loop*' \
-      --callgrind-out-file="$f" "$bin" profile --subject "$s" --op "$op" --n "$N" >/dev/null 2>&1
-    total=$(grep -m1 -E '^(summary|totals):' "$f" | awk '{print $2}')
-    printf '%-14s %-7s %12.0f\n' "$s" "$op" "$(echo "$total / $N" | bc -l)"
-    if [ "${VERBOSE:-0}" = 1 ]; then
-      callgrind_annotate --inclusive=no "$f" 2>/dev/null | grep -E '^ *[0-9,]+ ' | sed -n "2,$((TOP + 1))p" | cut -c1-160 || true
-    fi
-  done
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 0.2; done
+  one "$s" &
+  pids+=($!)
 done
+for p in "${pids[@]}"; do wait "$p" || { echo "callgrind.sh: a run failed" >&2; exit 1; }; done
+python3 scripts/bench_report.py callgrind "$DIR" $SUBJECTS

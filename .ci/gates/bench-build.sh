@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Gate: the benchmarks (benches/single.rs, benches/compare.rs and all peers) build.
-# CI never runs them (no timed assertions); scripts/bench.sh does, by hand.
+# Gate: the benchmark package (benches/: session-cache-bench, with every peer) builds: the
+# criterion benches and the compare binary. CI never runs them (no timed assertions);
+# scripts/bench.sh does, by hand, on an idle machine.
 #
-# `cargo build --release --benches` checks exactly what `cargo bench --no-run` checks, but in
-# the release profile, so it reuses every dependency that CI's `cargo test --release` already
-# built (dev-dependencies are compiled for tests too); `cargo bench` would rebuild them all
-# under the bench profile (debuginfo). Set BENCH_GATE_PROFILE=bench for the literal command.
+# Release profile, as scripts/bench.sh and scripts/callgrind.sh build them. The crate's own
+# `cargo test` compiles none of the peers, so this is the only place CI builds them.
+# Set BENCH_GATE_PROFILE=bench for the literal `cargo bench --no-run`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,9 +19,9 @@ fi
 start=$(date +%s)
 log=$(mktemp)
 if [ "${BENCH_GATE_PROFILE:-release}" = bench ]; then
-  cmd=(cargo bench --no-run --locked)
+  cmd=(cargo bench --no-run --locked -p session-cache-bench)
 else
-  cmd=(cargo build --release --benches --locked)
+  cmd=(cargo build --release --locked -p session-cache-bench --bins --benches)
 fi
 if ! "${cmd[@]}" >"$log" 2>&1; then
   tail -n 60 "$log"

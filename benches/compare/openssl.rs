@@ -1,9 +1,10 @@
 //! OpenSSL's internal session cache (the `SSL_CTX`'s lhash + timeout list under `ctx->lock`),
 //! driven through FFI.
 //!
-//! - add: `SSL_SESSION_new` + `SSL_SESSION_set1_id` + `SSL_CTX_add_session`, then our reference
-//!   is dropped (the cache keeps its own). Creating the `SSL_SESSION` is part of the measured
-//!   add, just as `Arc::new` is for the Rust subjects.
+//! - add: `SSL_SESSION_new` + `SSL_SESSION_set1_id` (the subject's `prepare`), then
+//!   `SSL_CTX_add_session`, then our reference is dropped (the cache keeps its own). In the
+//!   throughput workloads creating the `SSL_SESSION` is part of the add, just as `Arc::new` is
+//!   for the Rust subjects; `profile` mode makes them before its measured loops.
 //! - remove / take: `SSL_CTX_remove_session` with a per-thread probe session carrying the id
 //!   (OpenSSL removes by id). It reports whether something was removed, which is `take`'s
 //!   answer without handing the session back.
@@ -100,19 +101,36 @@ thread_local! {
     };
 }
 
+/// An owned `SSL_SESSION` made before it is added (freed here unless the cache took it).
+pub struct SslSession(*mut SSL_SESSION);
+
+// SAFETY: an `SSL_SESSION` is reference-counted with atomic counts and only handed to
+// `SSL_CTX_add_session`, which locks the cache; the pointer is owned by this value alone.
+unsafe impl Send for SslSession {}
+
+impl Drop for SslSession {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference to the session (from `SSL_SESSION_new`); the cache
+        // holds its own if it took it.
+        unsafe { openssl_sys::SSL_SESSION_free(self.0) }
+    }
+}
+
 impl Subject for OpensslCache {
+    type Prepared = SslSession;
+    fn prepare(&self, s: Arc<Sess>) -> SslSession {
+        SslSession(self.session(&s.id))
+    }
+    fn add_prepared(&self, sess: SslSession) {
+        // SAFETY: `sess.0` is a valid owned session; the cache takes its own reference, and
+        // ours is released when `sess` drops.
+        unsafe {
+            openssl_sys::SSL_CTX_add_session(self.ctx, sess.0);
+        }
+    }
     fn get(&self, id: &Id) -> bool {
         // SAFETY: `self.ssl` is alive for `&self`; `id` is 32 readable bytes.
         unsafe { SSL_has_matching_session_id(self.ssl, id.as_ptr(), id.len() as c_uint) == 1 }
-    }
-    fn add(&self, s: Arc<Sess>) {
-        let sess = self.session(&s.id);
-        // SAFETY: `sess` is a valid owned session; the cache takes its own reference, so we
-        // release ours afterwards.
-        unsafe {
-            openssl_sys::SSL_CTX_add_session(self.ctx, sess);
-            openssl_sys::SSL_SESSION_free(sess);
-        }
     }
     fn remove(&self, id: &Id) -> bool {
         PROBE.with(|p| {
