@@ -365,6 +365,10 @@ impl<S: Session> Policy<S> {
                 break;
             };
             debug_assert!(!victim.shares_key_with(fresh), "an add evicting its own id");
+            debug_assert!(
+                exact || candidates >= SAMPLE_ENTRIES || looked >= buckets,
+                "a live entry evicted from an incomplete sample"
+            );
             // Reserve the eviction on the live count first, so that racing inserts together
             // evict exactly the excess (not one each for every insert they can see).
             if !self.counters.reserve_eviction(capacity) {
