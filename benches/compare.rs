@@ -722,6 +722,20 @@ struct Tail {
 struct TailOut {
     add: hdrhistogram::Histogram<u64>,
     discarded: u64,
+    /// Per quarter of the run, the worst single operation's work over all threads (slots
+    /// scanned, blocks built, releases run): session-cache built with `work-stats` only.
+    worst: Vec<[u64; 3]>,
+}
+
+/// The calling thread's worst operation since the last call (zeros without `work-stats`).
+fn take_worst_work() -> [u64; 3] {
+    #[cfg(feature = "work-stats")]
+    {
+        let w = session_cache::work::take_worst();
+        [w.slots_scanned, w.blocks_built, w.items_freed]
+    }
+    #[cfg(not(feature = "work-stats"))]
+    [0; 3]
 }
 
 impl Visit for Tail {
@@ -731,7 +745,9 @@ impl Visit for Tail {
         fill(&s, &self.prefill);
         let stop = AtomicBool::new(false);
         let barrier = Barrier::new(self.threads + 1);
-        let outs: Vec<(Histogram<u64>, u64)> = std::thread::scope(|sc| {
+        let quarter = Duration::from_secs_f64(self.secs / 4.0);
+        type ThreadOut = (Histogram<u64>, u64, Vec<[u64; 3]>);
+        let outs: Vec<ThreadOut> = std::thread::scope(|sc| {
             let hs: Vec<_> = (0..self.threads)
                 .map(|t| {
                     let (s, stop, barrier) = (&s, &stop, &barrier);
@@ -741,7 +757,11 @@ impl Visit for Tail {
                         let mut add =
                             Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
                         let mut discarded = 0u64;
+                        let mut worst = Vec::new();
                         barrier.wait();
+                        let start = Instant::now();
+                        let mut mark = quarter;
+                        take_worst_work();
                         while !stop.load(Relaxed) {
                             let id = rng.id();
                             let sess = Sess::new(id);
@@ -755,8 +775,13 @@ impl Visit for Tail {
                                 discarded += 1;
                             }
                             s.remove(&id);
+                            if worst.len() < 3 && start.elapsed() >= mark {
+                                worst.push(take_worst_work());
+                                mark += quarter;
+                            }
                         }
-                        (add, discarded)
+                        worst.push(take_worst_work());
+                        (add, discarded, worst)
                     })
                 })
                 .collect();
@@ -768,12 +793,24 @@ impl Visit for Tail {
         drop(s);
         session_cache::flush_deferred();
         let mut add = outs[0].0.clone();
-        for (h, _) in &outs[1..] {
+        for (h, _, _) in &outs[1..] {
             add.add(h).unwrap();
+        }
+        let mut worst: Vec<[u64; 3]> = Vec::new();
+        for (_, _, w) in &outs {
+            for (q, w) in w.iter().enumerate() {
+                if worst.len() <= q {
+                    worst.push([0; 3]);
+                }
+                for k in 0..3 {
+                    worst[q][k] = worst[q][k].max(w[k]);
+                }
+            }
         }
         TailOut {
             add,
-            discarded: outs.iter().map(|(_, d)| d).sum(),
+            discarded: outs.iter().map(|(_, d, _)| d).sum(),
+            worst,
         }
     }
 }
@@ -800,7 +837,7 @@ fn tail(o: &Opts) {
         let h = &r.add;
         writeln!(
             out,
-            r#"{{"kind":"tail","subject":{},"op":"add","workload":"churn","threads":{threads},"secs":{secs},"count":{},"discarded_preempted":{},"p50":{},"p99":{},"p999":{},"max":{},"loadavg_before":{},"loadavg_after":{}}}"#,
+            r#"{{"kind":"tail","subject":{},"op":"add","workload":"churn","threads":{threads},"secs":{secs},"count":{},"discarded_preempted":{},"p50":{},"p99":{},"p999":{},"max":{},"worst_work":{},"loadavg_before":{},"loadavg_after":{}}}"#,
             js(name),
             h.len(),
             r.discarded,
@@ -808,6 +845,11 @@ fn tail(o: &Opts) {
             h.value_at_quantile(0.99),
             h.value_at_quantile(0.999),
             h.max(),
+            if cfg!(feature = "work-stats") && name == "session-cache" {
+                format!("{:?}", r.worst)
+            } else {
+                "null".to_string()
+            },
             js(&load),
             js(&loadavg()),
         )

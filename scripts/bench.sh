@@ -69,7 +69,10 @@ echo "== throughput: $ROUNDS rounds x 3 workloads x threads 1,2,4 x 10 subjects 
 "$bin" throughput --rounds "$ROUNDS" --secs "$SECS" --out "$RES/throughput.jsonl"
 
 echo "== tail latency" >&2
-"$bin" tail --secs "$TAIL_SECS" --threads 2 --out "$RES/tail.jsonl"
+# Built with the work counters (separately, so that no throughput run pays for them).
+CARGO_TARGET_DIR=target/bench-work-stats cargo build --release --locked -q -p session-cache-bench \
+  --features work-stats --bin compare >&2
+target/bench-work-stats/release/compare tail --secs "$TAIL_SECS" --threads 2 --out "$RES/tail.jsonl"
 
 echo "== memory" >&2
 for s in $SUBJECTS; do

@@ -327,6 +327,14 @@ def report(res):
               f"{r['p999']} | {r['max']} | {q:.1f} | {r['loadavg_before']} → {r['loadavg_after']} |")
         w("")
         for r in tail:
+            ww = r.get("worst_work")
+            if ww:
+                w(f"Worst single `add` or `remove` of {r['subject']}, per quarter of the run (all threads): "
+                  "slots scanned / blocks built / releases run: "
+                  + ", ".join(f"{a} / {b} / {c}" for a, b, c in ww)
+                  + ". Bounded if the later quarters are no worse than the first.")
+                w("")
+        for r in tail:
             if r["subject"] == OURS:
                 q = r["p999"] / max(r["p50"], 1)
                 verdicts.append((f"p99.9 of add under {r['threads']}-thread churn ≤ 10x its median", q <= 10, f"{q:.1f}x"))

@@ -86,6 +86,21 @@ mod raw;
 mod reclaim;
 mod session;
 mod stats;
+#[cfg(feature = "work-stats")]
+#[doc(hidden)]
+pub mod work;
+/// The no-op form of the `work-stats` counters.
+#[cfg(not(feature = "work-stats"))]
+mod work {
+    #[inline(always)]
+    pub(crate) fn begin() {}
+    #[inline(always)]
+    pub(crate) fn slots(_: usize) {}
+    #[inline(always)]
+    pub(crate) fn block_built() {}
+    #[inline(always)]
+    pub(crate) fn freed(_: usize) {}
+}
 
 pub use builder::Builder;
 pub use cache::SessionCache;

@@ -44,6 +44,7 @@ impl Retired {
     }
 
     fn run(self) {
+        crate::work::freed(1);
         // SAFETY: `Retired::new`'s contract; each `Retired` is run once (it is moved in).
         unsafe { (self.release)(self.data) }
     }
@@ -112,6 +113,7 @@ impl Reclaimer {
     /// further (see the module docs).
     #[inline]
     pub(crate) fn pin(&self) -> Pinned {
+        crate::work::begin();
         #[cfg(not(session_cache_graveyard))]
         {
             let guard = crossbeam_epoch::pin();

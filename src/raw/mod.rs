@@ -402,13 +402,16 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             }
             let word = b.slot(i).word.load(Acquire, guard);
             if word.is_null() {
+                crate::work::slots(i + 1);
                 return None; // the end of the claimed prefix
             }
             // SAFETY: non-null, loaded under `guard`.
             if unsafe { word.deref() }.has_key(key) {
+                crate::work::slots(i + 1);
                 return Some((i, word));
             }
         }
+        crate::work::slots(b.len());
         None
     }
 
@@ -421,16 +424,20 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             }
             let word = b.slot(i).word.load(Acquire, guard);
             if word.tag() & FROZEN != 0 {
+                crate::work::slots(i + 1);
                 return Probe::Frozen;
             }
             if word.is_null() {
+                crate::work::slots(i + 1);
                 return Probe::Empty(i);
             }
             // SAFETY: non-null, loaded under `guard`.
             if unsafe { word.deref() }.has_key(key) {
+                crate::work::slots(i + 1);
                 return Probe::Key(i, word);
             }
         }
+        crate::work::slots(b.len());
         Probe::Full
     }
 
@@ -720,6 +727,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             return;
         };
         for slot in b.slots() {
+            crate::work::slots(1);
             let word = slot.word.load(Acquire, guard);
             if word.is_null() {
                 break;
@@ -765,6 +773,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             (live * 2).next_power_of_two()
         };
         let nb = new_block(width);
+        crate::work::block_built();
         let mut j = 0;
         for slot in b.slots() {
             let word = slot.word.load(Acquire, guard);
