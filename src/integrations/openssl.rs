@@ -34,8 +34,7 @@
 //! ```
 
 use std::fmt;
-use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,8 +122,9 @@ impl std::error::Error for InstallError {}
 #[derive(Clone)]
 pub struct OpensslExternalCache {
     cache: Arc<SessionCache<OpensslSession>>,
-    /// The `SSL_CTX` this adapter is installed on (null before `install`); only compared.
-    ctx: Arc<AtomicPtr<openssl_sys::SSL_CTX>>,
+    /// The address of the `SSL_CTX` this adapter is installed on (0 before `install`); only
+    /// compared.
+    ctx: Arc<AtomicUsize>,
 }
 
 impl OpensslExternalCache {
@@ -138,7 +138,7 @@ impl OpensslExternalCache {
     pub fn with_cache(cache: SessionCache<OpensslSession>) -> Self {
         Self {
             cache: Arc::new(cache),
-            ctx: Arc::new(AtomicPtr::new(ptr::null_mut())),
+            ctx: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -157,11 +157,11 @@ impl OpensslExternalCache {
     /// Installing again on the same builder is allowed (it re-registers the same callbacks); any
     /// other context is refused with [`InstallError::OtherContext`].
     pub fn install(&self, builder: &mut SslContextBuilder) -> Result<(), InstallError> {
-        let me = builder.as_ptr();
-        // AcqRel/Acquire: only the pointer value matters; strong enough to make the check total.
+        let me = builder.as_ptr() as usize;
+        // AcqRel/Acquire: only the address matters; strong enough to make the check total.
         match self
             .ctx
-            .compare_exchange(ptr::null_mut(), me, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => {}
             Err(prev) if prev == me => {}
@@ -223,7 +223,7 @@ impl fmt::Debug for OpensslExternalCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpensslExternalCache")
             .field("cache", &self.cache)
-            .field("installed", &!self.ctx.load(Ordering::Relaxed).is_null())
+            .field("installed", &(self.ctx.load(Ordering::Relaxed) != 0))
             .finish()
     }
 }
