@@ -20,6 +20,21 @@
 //! saw it could send it as a TLS 1.3 PSK identity and destroy the session). The layout, the only
 //! place it is defined, is [`session_key`]: one byte of protocol version, then the session id.
 //!
+//! # Which sessions OpenSSL is handed
+//!
+//! OpenSSL must never be handed a session of another `SslContext`. The adapter makes that hold
+//! whatever safe code does with its cache (adding another adapter's sessions, an `on_miss` that
+//! returns them, a context freed and a new one allocated at its address):
+//!
+//! * every [`OpensslSession`] carries an owner stamp. The new-session callback stamps the
+//!   sessions it makes with its adapter; a session decoded from DER (a second tier shared by
+//!   several servers) carries none and is stamped by the first adapter that hands it to OpenSSL;
+//! * the get-session callback hands OpenSSL only sessions stamped with its own adapter (or
+//!   unstamped, which it then stamps); any other session is a miss;
+//! * a stamp is a counted reference to its adapter's identity, so no later adapter can have the
+//!   same one, and an adapter holds a counted reference to the one context it was installed on,
+//!   so no other context can pass for it (not even one allocated where a freed one was).
+//!
 //! With client certificate verification, also set a session id context
 //! (`SslContextBuilder::set_session_id_context`), as OpenSSL requires for resumption.
 //!
@@ -42,16 +57,24 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::ptr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use foreign_types::ForeignTypeRef;
+use openssl::error::ErrorStack;
 use openssl::ssl::{
-    SslContextBuilder, SslOptions, SslRef, SslSession, SslSessionCacheMode, SslSessionRef,
-    SslVersion,
+    SslContext, SslContextBuilder, SslContextRef, SslOptions, SslRef, SslSession,
+    SslSessionCacheMode, SslSessionRef, SslVersion,
 };
 
+use crate::loom::sync::atomic::{AtomicPtr, Ordering};
 use crate::{CacheMode, Session, SessionCache, Stats};
+
+/// The identity of one adapter (shared by its clones). Only its address is ever used; every
+/// stamp holds a counted reference, so the address cannot be reused while a stamp exists.
+#[derive(Debug)]
+struct Owner;
 
 /// The protocol versions the adapter caches, with their key byte: the low byte of the version's
 /// wire number (0x0300 SSL 3.0 … 0x0304 TLS 1.3, 0xFEFF DTLS 1.0, 0xFEFD DTLS 1.2), which is
@@ -84,25 +107,92 @@ pub fn session_key(version: SslVersion, id: &[u8]) -> Option<Vec<u8>> {
     Some(key)
 }
 
-/// A session stored for OpenSSL: the `SslSession` (one reference) and its [`session_key`].
+/// A session stored for OpenSSL: the `SslSession` (one reference), its [`session_key`] and the
+/// stamp of the adapter it belongs to (see the module docs: an adapter hands OpenSSL only its own
+/// sessions, and adopts unstamped ones).
 ///
-/// Only the adapter's new-session callback makes these, so every session in an adapter's cache
-/// belongs to the one `SslContext` the adapter is installed on.
+/// Safe code can only get these from an adapter's cache; the new-session callback makes them,
+/// stamped. Sessions decoded from DER ([`OpensslSession::from_der`], for a second tier) are
+/// unstamped until an adapter serves one.
 pub struct OpensslSession {
     key: Vec<u8>,
     timeout: Duration,
     session: SslSession,
+    /// Null, or `Arc::into_raw` of the owning adapter's identity (a counted reference, released
+    /// in `Drop`). Set at most once.
+    owner: AtomicPtr<Owner>,
 }
 
 impl OpensslSession {
-    /// `None` when the session has no key ([`session_key`]).
+    /// An unstamped session; `None` when it has no key ([`session_key`]).
     fn new(session: SslSession) -> Option<Self> {
         Some(Self {
             key: session_key(session.protocol_version(), session.id())?,
             // A negative timeout would be a libssl bug; treat it as already expired.
             timeout: Duration::from_secs(u64::try_from(session.timeout()).unwrap_or(0)),
             session,
+            owner: AtomicPtr::new(ptr::null_mut()),
         })
+    }
+
+    /// A session made by the context of `owner`'s adapter, stamped with it.
+    fn owned_by(session: SslSession, owner: &Arc<Owner>) -> Option<Self> {
+        let s = Self::new(session)?;
+        // Cannot fail: `s` is unstamped and not shared yet.
+        let adopted = s.adopt(owner);
+        debug_assert!(adopted);
+        Some(s)
+    }
+
+    /// Decodes a session from DER (`d2i_SSL_SESSION`), as a second tier that shares sessions
+    /// between servers stores them ([`OpensslSession::to_der`]). The result belongs to no
+    /// context: the first adapter whose get-session callback serves it (from its cache or its
+    /// `on_miss`) adopts it, and no other adapter will ever hand it to OpenSSL. Its key is
+    /// [`session_key`] of the decoded version and id, its lifetime the decoded timeout.
+    ///
+    /// `None` for bytes that are not a DER session, or a session without a key (empty id,
+    /// unnamed version).
+    #[allow(dead_code)] // the API of the fleet tier (a feature of its own); tested here
+    pub(crate) fn from_der(der: &[u8]) -> Option<Self> {
+        Self::new(SslSession::from_der(der).ok()?)
+    }
+
+    /// The session in DER (`i2d_SSL_SESSION`), what [`OpensslSession::from_der`] reads back.
+    /// The encoding holds the master secret: store it only where the sessions themselves may be.
+    #[allow(dead_code)] // the API of the fleet tier (a feature of its own); tested here
+    pub(crate) fn to_der(&self) -> Result<Vec<u8>, ErrorStack> {
+        self.session.to_der()
+    }
+
+    /// True if the session may be handed to the context of `owner`'s adapter: it is stamped with
+    /// `owner`, or was unstamped and is stamped with `owner` from now on. False if another
+    /// adapter's stamp is on it.
+    fn adopt(&self, owner: &Arc<Owner>) -> bool {
+        let me = Arc::as_ptr(owner).cast_mut();
+        // Relaxed: only the address is compared; nothing is read through it, and the stamp that
+        // stored it is an RMW, so a non-null value seen here is final.
+        let seen = self.owner.load(Ordering::Relaxed);
+        if !seen.is_null() {
+            return seen == me;
+        }
+        let mine = Arc::into_raw(Arc::clone(owner)).cast_mut();
+        // AcqRel/Acquire: the CAS decides the stamp once; the reference it stores is released
+        // only in `Drop` (exclusive access), so no ordering beyond the CAS's atomicity is needed,
+        // and this one is simply the strong default for a one-time publication.
+        match self.owner.compare_exchange(
+            ptr::null_mut(),
+            mine,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(other) => {
+                // SAFETY: `mine` came from `Arc::into_raw` just above and was not stored (the CAS
+                // failed), so this is the one release of that reference.
+                drop(unsafe { Arc::from_raw(mine) });
+                other == me
+            }
+        }
     }
 
     /// The OpenSSL session.
@@ -113,6 +203,18 @@ impl OpensslSession {
     /// The session id (the key without its version byte).
     pub fn session_id(&self) -> &[u8] {
         &self.key[1..]
+    }
+}
+
+impl Drop for OpensslSession {
+    fn drop(&mut self) {
+        // Relaxed: `&mut self`, no other thread can reach the stamp.
+        let owner = self.owner.load(Ordering::Relaxed);
+        if !owner.is_null() {
+            // SAFETY: a non-null stamp is a reference made by `Arc::into_raw` in `adopt` and
+            // stored by its successful CAS; it is released only here, once.
+            drop(unsafe { Arc::from_raw(owner) });
+        }
     }
 }
 
@@ -168,9 +270,11 @@ impl std::error::Error for InstallError {}
 #[derive(Clone)]
 pub struct OpensslExternalCache {
     cache: Arc<SessionCache<OpensslSession>>,
-    /// The address of the `SSL_CTX` this adapter is installed on (0 before `install`); only
-    /// compared.
-    ctx: Arc<AtomicUsize>,
+    /// This adapter's identity: the stamp of the sessions it may hand to OpenSSL.
+    owner: Arc<Owner>,
+    /// The context this adapter is installed on (a counted reference: while it is held, no other
+    /// context can have its address). Set by the first `install`.
+    ctx: Arc<OnceLock<SslContext>>,
 }
 
 impl OpensslExternalCache {
@@ -184,7 +288,8 @@ impl OpensslExternalCache {
     pub fn with_cache(cache: SessionCache<OpensslSession>) -> Self {
         Self {
             cache: Arc::new(cache),
-            ctx: Arc::new(AtomicUsize::new(0)),
+            owner: Arc::new(Owner),
+            ctx: Arc::new(OnceLock::new()),
         }
     }
 
@@ -201,28 +306,29 @@ impl OpensslExternalCache {
     /// Installs the cache on `builder` (see the module docs for exactly what is set).
     ///
     /// Installing again on the same builder is allowed (it re-registers the same callbacks); any
-    /// other context is refused with [`InstallError::OtherContext`].
+    /// other context is refused with [`InstallError::OtherContext`]. The adapter keeps a
+    /// reference to its context: the context is freed when both it and the adapter are dropped.
     pub fn install(&self, builder: &mut SslContextBuilder) -> Result<(), InstallError> {
-        let me = builder.as_ptr() as usize;
-        // AcqRel/Acquire: only the address matters; strong enough to make the check total.
-        match self
-            .ctx
-            .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => {}
-            Err(prev) if prev == me => {}
-            Err(_) => return Err(InstallError::OtherContext),
+        let me = builder.as_ptr();
+        let bound = self.ctx.get_or_init(|| {
+            // SAFETY: `builder` owns a live `SSL_CTX` for the whole borrow; `to_owned` takes a
+            // counted reference of its own (`SSL_CTX_up_ref`) before the borrow ends.
+            unsafe { SslContextRef::from_ptr(me) }.to_owned()
+        });
+        // The bound context is alive (we hold it), so equal addresses mean the same context.
+        if bound.as_ptr() != me {
+            return Err(InstallError::OtherContext);
         }
 
         builder
             .set_session_cache_mode(SslSessionCacheMode::SERVER | SslSessionCacheMode::NO_INTERNAL);
         builder.set_options(SslOptions::NO_TICKET);
 
-        let cache = self.cache.clone();
+        let (cache, owner) = (self.cache.clone(), self.owner.clone());
         builder.set_new_session_callback(move |_ssl: &mut SslRef, session: SslSession| {
             let mode = cache.mode();
             if mode.contains(CacheMode::SERVER) && !mode.contains(CacheMode::NO_INTERNAL_STORE) {
-                if let Some(session) = OpensslSession::new(session) {
+                if let Some(session) = OpensslSession::owned_by(session, &owner) {
                     cache.add(Arc::new(session));
                 }
             }
@@ -236,19 +342,35 @@ impl OpensslExternalCache {
             }
         });
 
-        let cache = self.cache.clone();
+        let (cache, owner) = (self.cache.clone(), self.owner.clone());
         let get = move |ssl: &mut SslRef, id: &[u8]| -> Option<SslSession> {
-            // OpenSSL takes over one reference (the shim sets *copy = 0 and forgets the handle),
-            // so hand it its own clone (SSL_SESSION_up_ref).
-            lookup(&cache, ssl.version2()?, id).map(|s| s.session.clone())
+            serve(&cache, &owner, ssl.version2()?, id)
         };
-        // SAFETY: the callback returns only sessions from this adapter's cache, which holds nothing
-        // but sessions made by this context's new-session callback (`OpensslSession::new` is
-        // private to this module and `install` refuses any other context), so a returned session
-        // is never associated with a different `SslContext`.
+        // SAFETY: `serve` returns only sessions that `adopt` admits for this adapter's owner:
+        // made by this context's new-session callback (stamped there), or decoded from DER and
+        // so associated with no context until this adopts them. A session stamped by another
+        // adapter is refused; stamps are counted references, so no two adapters share one; and
+        // this adapter serves this one context only (`install` above refuses any other while
+        // holding this one alive). So a returned session is never associated with a different
+        // `SslContext`, whatever safe code put into the cache or returns from `on_miss`.
         unsafe { builder.set_get_session_callback(get) };
         Ok(())
     }
+}
+
+/// The get-session callback: the session for `id` if it may be handed to the context of
+/// `owner`'s adapter (see [`OpensslSession::adopt`]). A session of another adapter is a miss
+/// (taken out of the cache all the same for TLS 1.3, as any looked-up ticket).
+fn serve(
+    cache: &SessionCache<OpensslSession>,
+    owner: &Arc<Owner>,
+    version: SslVersion,
+    id: &[u8],
+) -> Option<SslSession> {
+    let found = lookup(cache, version, id)?;
+    // OpenSSL takes over one reference (the shim sets *copy = 0 and forgets the handle), so
+    // hand it its own clone (SSL_SESSION_up_ref).
+    found.adopt(owner).then(|| found.session.clone())
 }
 
 /// The get-session callback's lookup, for a connection of protocol `version` offering `id`:
@@ -281,7 +403,7 @@ impl fmt::Debug for OpensslExternalCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpensslExternalCache")
             .field("cache", &self.cache)
-            .field("installed", &(self.ctx.load(Ordering::Relaxed) != 0))
+            .field("installed", &self.ctx.get().is_some())
             .finish()
     }
 }
@@ -390,5 +512,84 @@ mod tests {
         assert_eq!(found.session_id(), &id[..]);
         // And it still resumes.
         assert!(connect(&acceptor, SslVersion::TLS1_2, Some(&client), true).1);
+    }
+
+    fn key12(client: &SslSession) -> Vec<u8> {
+        session_key(SslVersion::TLS1_2, client.id()).unwrap()
+    }
+
+    #[test]
+    fn another_adapters_sessions_are_never_handed_to_openssl() {
+        let (a, b) = (OpensslExternalCache::new(), OpensslExternalCache::new());
+        let (server_a, server_b) = (acceptor(&a), acceptor(&b));
+        let (client, _) = connect(&server_b, SslVersion::TLS1_2, None, true);
+        assert!(connect(&server_b, SslVersion::TLS1_2, Some(&client), true).1);
+
+        // Safe code puts b's session into a's cache: a must not resume it.
+        assert!(a.cache().add(b.cache().get(&key12(&client)).unwrap()));
+        assert!(!connect(&server_a, SslVersion::TLS1_2, Some(&client), true).1);
+
+        // Nor through a second tier that returns b's sessions.
+        let b2 = b.clone();
+        let c = OpensslExternalCache::with_cache(
+            SessionCache::builder()
+                .on_miss(move |key| b2.cache().get(key))
+                .build(),
+        );
+        let server_c = acceptor(&c);
+        assert!(!connect(&server_c, SslVersion::TLS1_2, Some(&client), true).1);
+        // b itself still resumes it.
+        assert!(connect(&server_b, SslVersion::TLS1_2, Some(&client), true).1);
+    }
+
+    #[test]
+    fn a_session_from_der_is_adopted_by_the_first_adapter_that_serves_it() {
+        let b = OpensslExternalCache::new();
+        let (client, _) = connect(&acceptor(&b), SslVersion::TLS1_2, None, true);
+        let der = b.cache().get(&key12(&client)).unwrap().to_der().unwrap();
+        let shared = Arc::new(OpensslSession::from_der(&der).expect("a DER session"));
+        assert_eq!(shared.id(), &key12(&client)[..]);
+        assert_eq!(shared.to_der().unwrap(), der);
+
+        // Unstamped: the first adapter to serve it resumes with it and adopts it...
+        let (c, d) = (OpensslExternalCache::new(), OpensslExternalCache::new());
+        let (server_c, server_d) = (acceptor(&c), acceptor(&d));
+        c.cache().add(shared.clone());
+        d.cache().add(shared.clone());
+        assert!(connect(&server_c, SslVersion::TLS1_2, Some(&client), true).1);
+        // ... and no other adapter hands it to its context afterwards.
+        assert!(!connect(&server_d, SslVersion::TLS1_2, Some(&client), true).1);
+        assert!(connect(&server_c, SslVersion::TLS1_2, Some(&client), true).1);
+        // A fresh decoding is unstamped again: d may adopt that one.
+        d.cache()
+            .add(Arc::new(OpensslSession::from_der(&der).unwrap()));
+        assert!(connect(&server_d, SslVersion::TLS1_2, Some(&client), true).1);
+
+        assert!(OpensslSession::from_der(b"not a session").is_none());
+        assert!(OpensslSession::from_der(&[]).is_none());
+    }
+
+    #[test]
+    fn a_new_context_at_a_freed_contexts_address_is_refused() {
+        let cache = OpensslExternalCache::new();
+        let builder = || SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
+        let mut first = builder();
+        cache.install(&mut first).unwrap();
+        cache.install(&mut first).unwrap();
+        drop(first);
+        // Control: the allocator hands a freed context's address to the next context at once,
+        // so the loop below meets the first context's address if it was freed.
+        let probe = builder();
+        let freed = probe.as_ptr() as usize;
+        drop(probe);
+        assert!(
+            (0..100).any(|_| builder().as_ptr() as usize == freed),
+            "the allocator never reused a freed context's address: nothing would be tested"
+        );
+        // Every other context is refused, wherever it was allocated.
+        for _ in 0..100 {
+            let mut next = builder();
+            assert_eq!(cache.install(&mut next), Err(InstallError::OtherContext));
+        }
     }
 }
