@@ -35,6 +35,18 @@
 //!   same one, and an adapter holds a counted reference to the one context it was installed on,
 //!   so no other context can pass for it (not even one allocated where a freed one was).
 //!
+//! # Panics in callbacks
+//!
+//! The cache's `on_remove` and `on_miss` callbacks run inside OpenSSL's callbacks (an add that
+//! evicts, a remove, a lookup that misses). A panic must not unwind through libssl (undefined
+//! behaviour on older Rust, an abort of the whole process on current Rust), so each of the
+//! three callbacks catches it at the boundary and answers OpenSSL as if nothing had been
+//! stored, removed or found: the new session is not stored (or, if the panic came from an
+//! eviction after the add, stays stored: the cache is consistent after a panicking callback),
+//! the lookup is a miss and the connection makes a full handshake. The panic is reported by the
+//! panic hook as usual (it prints the message) and counted in
+//! [`OpensslExternalCache::callback_panics`].
+//!
 //! With client certificate verification, also set a session id context
 //! (`SslContextBuilder::set_session_id_context`), as OpenSSL requires for resumption.
 //!
@@ -57,6 +69,7 @@
 //! ```
 
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -68,7 +81,7 @@ use openssl::ssl::{
     SslSessionCacheMode, SslSessionRef, SslVersion,
 };
 
-use crate::loom::sync::atomic::{AtomicPtr, Ordering};
+use crate::loom::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crate::{CacheMode, Session, SessionCache, Stats};
 
 /// The identity of one adapter (shared by its clones). Only its address is ever used; every
@@ -275,6 +288,8 @@ pub struct OpensslExternalCache {
     /// The context this adapter is installed on (a counted reference: while it is held, no other
     /// context can have its address). Set by the first `install`.
     ctx: Arc<OnceLock<SslContext>>,
+    /// Panics caught at the boundary of OpenSSL's callbacks.
+    panics: Arc<AtomicU64>,
 }
 
 impl OpensslExternalCache {
@@ -290,6 +305,7 @@ impl OpensslExternalCache {
             cache: Arc::new(cache),
             owner: Arc::new(Owner),
             ctx: Arc::new(OnceLock::new()),
+            panics: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -301,6 +317,13 @@ impl OpensslExternalCache {
     /// Shorthand for `self.cache().stats()`.
     pub fn stats(&self) -> Stats {
         self.cache.stats()
+    }
+
+    /// How many panics (of the cache's `on_remove` or `on_miss`) were caught in OpenSSL's
+    /// callbacks instead of unwinding through libssl (see the module docs).
+    pub fn callback_panics(&self) -> u64 {
+        // Relaxed: a statistics counter.
+        self.panics.load(Ordering::Relaxed)
     }
 
     /// Installs the cache on `builder` (see the module docs for exactly what is set).
@@ -325,26 +348,31 @@ impl OpensslExternalCache {
         builder.set_options(SslOptions::NO_TICKET);
 
         let (cache, owner) = (self.cache.clone(), self.owner.clone());
+        let panics = self.panics.clone();
         builder.set_new_session_callback(move |_ssl: &mut SslRef, session: SslSession| {
             let mode = cache.mode();
             if mode.contains(CacheMode::SERVER) && !mode.contains(CacheMode::NO_INTERNAL_STORE) {
                 if let Some(session) = OpensslSession::owned_by(session, &owner) {
-                    cache.add(Arc::new(session));
+                    // A panicking eviction callback: the session stays stored (it was added).
+                    boundary(&panics, || cache.add(Arc::new(session)));
                 }
             }
         });
 
-        let cache = self.cache.clone();
+        let (cache, panics) = (self.cache.clone(), self.panics.clone());
         builder.set_remove_session_callback(move |_ctx, session: &SslSessionRef| {
             // This may run with OpenSSL's ctx->lock held: touch only our own cache, never the ctx.
             if let Some(key) = session_key(session.protocol_version(), session.id()) {
-                cache.remove_id(&key);
+                boundary(&panics, || cache.remove_id(&key));
             }
         });
 
         let (cache, owner) = (self.cache.clone(), self.owner.clone());
+        let panics = self.panics.clone();
         let get = move |ssl: &mut SslRef, id: &[u8]| -> Option<SslSession> {
-            serve(&cache, &owner, ssl.version2()?, id)
+            let version = ssl.version2()?;
+            // A panicking `on_miss` (or eviction callback of an expired entry): not found.
+            boundary(&panics, || serve(&cache, &owner, version, id)).flatten()
         };
         // SAFETY: `serve` returns only sessions that `adopt` admits for this adapter's owner:
         // made by this context's new-session callback (stamped there), or decoded from DER and
@@ -355,6 +383,21 @@ impl OpensslExternalCache {
         // `SslContext`, whatever safe code put into the cache or returns from `on_miss`.
         unsafe { builder.set_get_session_callback(get) };
         Ok(())
+    }
+}
+
+/// Runs `f` inside an OpenSSL callback: a panic stops here (it must not unwind into libssl),
+/// is counted in `panics`, and gives `None`. The panic hook has already reported it.
+fn boundary<R>(panics: &AtomicU64, f: impl FnOnce() -> R) -> Option<R> {
+    // AssertUnwindSafe: the cache stays consistent when a callback panics (the crate's
+    // guarantee); nothing else is shared with `f`.
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            // Relaxed: a statistics counter.
+            panics.fetch_add(1, Ordering::Relaxed);
+            None
+        }
     }
 }
 
@@ -591,5 +634,67 @@ mod tests {
             let mut next = builder();
             assert_eq!(cache.install(&mut next), Err(InstallError::OtherContext));
         }
+    }
+
+    /// Panicking cache callbacks inside OpenSSL's callbacks, in a server in this process: each
+    /// panic is caught at the boundary, counted, and OpenSSL gets "not found" / "not stored".
+    /// Without the boundary the first panic aborts the process, so `panics_never_cross_into_libssl`
+    /// runs this in a child process.
+    #[test]
+    #[ignore = "run in a child process by panics_never_cross_into_libssl"]
+    fn panicking_callbacks_in_a_server() {
+        // A second tier that panics: the lookup is a miss, the connection a full handshake.
+        let cache = OpensslExternalCache::with_cache(
+            SessionCache::builder()
+                .on_miss(|_| panic!("on_miss panics (expected)"))
+                .build(),
+        );
+        let server = acceptor(&cache);
+        let (client, _) = connect(&server, SslVersion::TLS1_2, None, true);
+        cache.cache().clear();
+        assert!(!connect(&server, SslVersion::TLS1_2, Some(&client), true).1);
+        assert_eq!(cache.callback_panics(), 1);
+
+        // An eviction callback that panics in the new-session callback: the new session is
+        // stored all the same and resumes.
+        let cache = OpensslExternalCache::with_cache(
+            SessionCache::builder()
+                .capacity(1)
+                .on_remove(|_, _| panic!("on_remove panics (expected)"))
+                .build(),
+        );
+        let server = acceptor(&cache);
+        connect(&server, SslVersion::TLS1_2, None, true);
+        let (second, _) = connect(&server, SslVersion::TLS1_2, None, true);
+        assert_eq!(cache.callback_panics(), 1);
+        assert_eq!(cache.cache().len(), 1);
+        assert!(connect(&server, SslVersion::TLS1_2, Some(&second), true).1);
+
+        // The remove callback (a connection freed without shutdown): the session is removed,
+        // the panic of the removal callback stops at the boundary.
+        let (third, _) = connect(&server, SslVersion::TLS1_2, None, false);
+        assert_eq!(
+            cache.callback_panics(),
+            3,
+            "eviction of `second`, then the removal"
+        );
+        assert!(cache.cache().is_empty());
+        assert!(!connect(&server, SslVersion::TLS1_2, Some(&third), true).1);
+    }
+
+    #[test]
+    fn panics_never_cross_into_libssl() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "--test-threads=1", "--nocapture"])
+            .arg("integrations::openssl::tests::panicking_callbacks_in_a_server")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "the server process failed ({}): a panic crossed into libssl?\n{stdout}\n{stderr}",
+            out.status
+        );
     }
 }
