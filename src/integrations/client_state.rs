@@ -1,0 +1,264 @@
+//! The hand-written concurrent part of the rustls client store, kept apart from rustls so that
+//! the loom models (`loom-tests/ticket_ring.rs`) check it: the ring of take-once ticket slots.
+//!
+//! # The ticket ring
+//!
+//! A fixed ring of slots, each an `AtomicPtr` owning at most one boxed value. Each value is owned
+//! by exactly one slot at a time and moves in and out only by `swap`, so it comes out at most
+//! once, however inserts, takes and retirement race:
+//!
+//! * `insert` puts the value in slot `n % len` (`n` = inserts so far) and gives back whatever
+//!   that slot held (the oldest value once the ring is full), which the caller drops at once;
+//! * `take` scans from the newest slot backwards and empties the first full one;
+//! * `retire` marks the ring retired and empties every slot: the values (secrets) are dropped
+//!   before it returns; later inserts are refused.
+
+use std::marker::PhantomData;
+use std::ptr;
+use std::sync::Mutex;
+
+use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+/// A fixed ring of take-once slots (see the module docs).
+pub struct TicketRing<T> {
+    slots: Box<[TicketSlot<T>]>,
+    /// Values inserted so far (wrapping).
+    next: AtomicUsize,
+    /// Set once by `retire`.
+    retired: AtomicBool,
+}
+
+impl<T> TicketRing<T> {
+    /// A ring of `len` empty slots (0: it keeps nothing).
+    pub fn new(len: usize) -> Self {
+        Self {
+            slots: (0..len).map(|_| TicketSlot::empty()).collect(),
+            next: AtomicUsize::new(0),
+            retired: AtomicBool::new(false),
+        }
+    }
+
+    /// The number of slots.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Stores `value`; returns the value it displaced (the oldest one when the ring is full), or
+    /// `value` itself when the ring keeps nothing (no slots, or retired).
+    pub fn insert(&self, value: T) -> Option<T> {
+        if self.slots.is_empty() || self.is_retired() {
+            return Some(value);
+        }
+        // Relaxed: the counter only spreads inserts over slots; the slot swap publishes the value.
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = &self.slots[n % self.slots.len()];
+        #[cfg(not(session_cache_mutant = "ring_insert_store"))]
+        let displaced = slot.swap(Some(Box::new(value)));
+        // Mutant: the displaced value is overwritten instead of handed back (it leaks).
+        #[cfg(session_cache_mutant = "ring_insert_store")]
+        let displaced = slot.store_forgetting(Box::new(value));
+        displaced.map(|b| *b)
+    }
+
+    /// Removes and returns the newest value still present.
+    pub fn take(&self) -> Option<T> {
+        let len = self.slots.len();
+        if len == 0 {
+            return None;
+        }
+        // Relaxed: only the scan's starting point; the swaps synchronize.
+        let newest = self.next.load(Ordering::Relaxed) % len;
+        (0..len).find_map(|i| {
+            let slot = &self.slots[(newest + 2 * len - 1 - i) % len];
+            #[cfg(not(session_cache_mutant = "ring_take_load"))]
+            let taken = slot.swap(None);
+            // Mutant: a load, then a store of null: two takers can both get the value.
+            #[cfg(session_cache_mutant = "ring_take_load")]
+            let taken = slot.take_racy();
+            taken.map(|b| *b)
+        })
+    }
+
+    /// Retires the ring: every value it holds is dropped before this returns, and later inserts
+    /// are refused.
+    pub fn retire(&self) {
+        // Release: pairs with the Acquire of `is_retired`.
+        self.retired.store(true, Ordering::Release);
+        self.clear();
+    }
+
+    /// Whether the ring was retired. Acquire: pairs with the Release store in `retire`, so
+    /// whatever preceded the retirement (the cache's unlink of the entry) is visible after a
+    /// `true`.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    fn clear(&self) {
+        for slot in self.slots.iter() {
+            drop(slot.swap(None));
+        }
+    }
+}
+
+/// A take-once slot owning at most one boxed value. Shares like a `Mutex<Option<T>>`: Send and
+/// Sync exactly when `T: Send` (the marker field; `AtomicPtr` alone would claim both for any T).
+struct TicketSlot<T> {
+    ptr: AtomicPtr<T>,
+    _owns: PhantomData<Mutex<Option<T>>>,
+}
+
+impl<T> TicketSlot<T> {
+    fn empty() -> Self {
+        Self {
+            ptr: AtomicPtr::new(ptr::null_mut()),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Stores `new` and returns what the slot held; ownership moves both ways atomically.
+    fn swap(&self, new: Option<Box<T>>) -> Option<Box<T>> {
+        let new = new.map_or(ptr::null_mut(), Box::into_raw);
+        // AcqRel: Release publishes the new value's contents to whoever swaps it out; Acquire makes
+        // the old value's contents (published by the swap that stored it) visible to us.
+        let old = self.ptr.swap(new, Ordering::AcqRel);
+        // SAFETY: every non-null pointer in a slot came from `Box::into_raw` and is owned by that
+        // slot alone; the swap removed it from the slot, so this call is its only owner now.
+        (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
+    }
+
+    #[cfg(session_cache_mutant = "ring_insert_store")]
+    fn store_forgetting(&self, new: Box<T>) -> Option<Box<T>> {
+        self.ptr.store(Box::into_raw(new), Ordering::Release);
+        None
+    }
+
+    #[cfg(session_cache_mutant = "ring_take_load")]
+    fn take_racy(&self) -> Option<Box<T>> {
+        let old = self.ptr.load(Ordering::Acquire);
+        if old.is_null() {
+            return None;
+        }
+        self.ptr.store(ptr::null_mut(), Ordering::Release);
+        // SAFETY: none; this is the injected fault (two takers may both own `old`).
+        Some(unsafe { Box::from_raw(old) })
+    }
+}
+
+impl<T> Drop for TicketSlot<T> {
+    fn drop(&mut self) {
+        drop(self.swap(None));
+    }
+}
+
+#[cfg(all(test, not(session_cache_loom)))]
+mod tests {
+    use super::TicketRing;
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    #[test]
+    fn ring_hands_out_newest_first_each_once() {
+        let ring = TicketRing::new(3);
+        assert_eq!(ring.len(), 3);
+        for v in 1..=3 {
+            assert_eq!(ring.insert(v), None);
+        }
+        assert_eq!(ring.take(), Some(3));
+        assert_eq!(ring.take(), Some(2));
+        assert_eq!(ring.take(), Some(1));
+        assert_eq!(ring.take(), None);
+    }
+
+    #[test]
+    fn ring_overwrites_oldest_when_full() {
+        let ring = TicketRing::new(2);
+        assert_eq!(ring.insert(1), None);
+        assert_eq!(ring.insert(2), None);
+        assert_eq!(ring.insert(3), Some(1));
+        assert_eq!(ring.insert(4), Some(2));
+        assert_eq!(ring.take(), Some(4));
+        // Round-robin: the fifth insert lands on the slot holding 3, the oldest left.
+        assert_eq!(ring.insert(5), Some(3));
+        assert_eq!(ring.take(), Some(5));
+        assert_eq!(ring.take(), None);
+    }
+
+    #[test]
+    fn zero_sized_ring_keeps_nothing() {
+        let ring = TicketRing::new(0);
+        assert_eq!(ring.insert(7), Some(7));
+        assert_eq!(ring.take(), None);
+    }
+
+    #[test]
+    fn ring_drops_what_it_holds() {
+        let v = Arc::new(());
+        {
+            let ring = TicketRing::new(4);
+            for _ in 0..6 {
+                drop(ring.insert(v.clone()));
+            }
+            assert_eq!(Arc::strong_count(&v), 5);
+        }
+        assert_eq!(Arc::strong_count(&v), 1);
+    }
+
+    #[test]
+    fn a_retired_ring_drops_everything_and_keeps_nothing() {
+        let v = Arc::new(());
+        let ring = TicketRing::new(2);
+        drop(ring.insert(v.clone()));
+        assert!(!ring.is_retired());
+        ring.retire();
+        assert!(ring.is_retired());
+        assert_eq!(
+            Arc::strong_count(&v),
+            1,
+            "retire dropped what the ring held"
+        );
+        assert!(
+            ring.insert(v.clone()).is_some(),
+            "a retired ring hands the value back"
+        );
+        assert_eq!(ring.take(), None);
+        assert_eq!(Arc::strong_count(&v), 1);
+    }
+
+    #[test]
+    fn racing_takes_and_inserts_hand_out_each_value_at_most_once() {
+        const PER_THREAD: u64 = 20_000;
+        let ring = Arc::new(TicketRing::new(8));
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let ring = ring.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    let mut displaced = Vec::new();
+                    for i in 0..PER_THREAD {
+                        if t % 2 == 0 {
+                            displaced.extend(ring.insert(t * PER_THREAD + i));
+                        }
+                        got.extend(ring.take());
+                    }
+                    (got, displaced)
+                })
+            })
+            .collect();
+        let mut seen = HashSet::new();
+        let mut total = 0;
+        for th in threads {
+            let (got, displaced) = th.join().unwrap();
+            for v in got.into_iter().chain(displaced) {
+                total += 1;
+                assert!(seen.insert(v), "value {v} came out twice");
+            }
+        }
+        while let Some(v) = ring.take() {
+            total += 1;
+            assert!(seen.insert(v), "value {v} came out twice");
+        }
+        // Everything inserted came out exactly once: taken, displaced or left over.
+        assert_eq!(total, 2 * PER_THREAD);
+    }
+}
