@@ -1,6 +1,6 @@
 //! Loom models of the rustls client store's hand-written part
 //! (`src/integrations/client_state.rs`): the ticket ring (a ticket is taken at most once; inserts
-//! racing takes hand every ticket out exactly once).
+//! racing takes hand every ticket out exactly once; no ticket outlives retirement).
 //!
 //! The ring touches no cache and no reclaimer, so its models are the same in both builds of the
 //! gate. Values count their drops in std atomics (not modelled: they only record, as in
@@ -11,7 +11,8 @@
 //! |---|---|
 //! | `t2_ring_take_once` | `ring_take_load`: take is a load then a store of null |
 //! | `t2_ring_inserts_racing_a_take` | `ring_insert_store`: insert overwrites the displaced ticket |
-//!
+//! | `t2_ring_insert_racing_retire` | `ring_no_recheck`: insert does not look at the flag again |
+
 use session_cache::integrations::TicketRing;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -106,5 +107,27 @@ fn t2_ring_inserts_racing_a_take() {
             "dropped {} times",
             drops.load(SeqCst)
         );
+    });
+}
+
+/// An insert racing the ring's retirement: when both have returned, the ticket has been
+/// dropped (by the retirement, by the insert's second look, or handed back), none is left.
+#[test]
+fn t2_ring_insert_racing_retire() {
+    run("t2_ring_insert_racing_retire", || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let ring = Arc::new(TicketRing::new(1));
+        let r = ring.clone();
+        let d = drops.clone();
+        let inserter = loom::thread::spawn(move || drop(r.insert(ticket(1, &d))));
+        ring.retire();
+        inserter.join().unwrap();
+        assert!(ring.is_retired());
+        assert_eq!(
+            drops.load(SeqCst),
+            1,
+            "a ticket outlived the retirement of its ring"
+        );
+        assert_eq!(ring.take().map(|t| t.id), None);
     });
 }

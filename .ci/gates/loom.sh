@@ -78,6 +78,7 @@ mutants=(
 riders=(
   "ring_take_load:claim_store:ticket_ring::t2_ring_take_once"
   "ring_insert_store:identical_rc:ticket_ring::t2_ring_inserts_racing_a_take"
+  "ring_no_recheck:relaxed_publish:ticket_ring::t2_ring_insert_racing_retire"
 )
 caught=0
 total=$(( ${#mutants[@]} + ${#riders[@]} ))

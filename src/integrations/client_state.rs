@@ -1,5 +1,6 @@
 //! The hand-written concurrent part of the rustls client store, kept apart from rustls so that
-//! the loom models (`loom-tests/ticket_ring.rs`) check it: the ring of take-once ticket slots.
+//! the loom models (`loom-tests/ticket_ring.rs`) check it: the ring of take-once ticket slots
+//! and its retirement.
 //!
 //! # The ticket ring
 //!
@@ -11,8 +12,27 @@
 //!   that slot held (the oldest value once the ring is full), which the caller drops at once;
 //! * `take` scans from the newest slot backwards and empties the first full one;
 //! * `retire` marks the ring retired and empties every slot: the values (secrets) are dropped
-//!   before it returns; later inserts are refused.
-
+//!   before it returns, and no value stays behind in a retired ring.
+//!
+//! The last point needs a second look by the insert, because an insert may race retirement:
+//! the insert checks the flag, `retire` sets it and empties the slots, and then the insert
+//! stores its value into an emptied slot, where it would live on until the last reference to
+//! the ring goes. So after storing, an insert checks the flag again and empties the ring itself
+//! if it is set. This is enough because both sides touch the slot by RMW (`swap`), after
+//! `retire` set the flag (Release) and before the insert reads it (Acquire). In the slot's
+//! modification order, either:
+//! * the insert's swap comes first: `retire`'s swap of that slot comes after it, takes the value
+//!   and drops it; or
+//! * `retire`'s swap comes first: the insert's swap reads from it (or from a later RMW of its
+//!   release sequence), so it synchronizes with `retire`, and the flag set before that swap is
+//!   visible to the insert's second look.
+//!
+//! Without the second look a value stays behind (the `ring_no_recheck` mutant shows loom finding
+//! that). Writers of other state that retirement must not leave behind (the client store's
+//! TLS 1.2 slot, an `ArcSwapOption` whose `store` is a swap of one word) follow the same rule:
+//! write by swap, then look at [`TicketRing::is_retired`] and undo the write if it is set, while
+//! the retiring side empties that state by swap after [`TicketRing::retire`].
+//!
 use std::marker::PhantomData;
 use std::ptr;
 use std::sync::Mutex;
@@ -24,7 +44,7 @@ pub struct TicketRing<T> {
     slots: Box<[TicketSlot<T>]>,
     /// Values inserted so far (wrapping).
     next: AtomicUsize,
-    /// Set once by `retire`.
+    /// Set once by `retire` (see the module docs for how inserts read it).
     retired: AtomicBool,
 }
 
@@ -44,7 +64,8 @@ impl<T> TicketRing<T> {
     }
 
     /// Stores `value`; returns the value it displaced (the oldest one when the ring is full), or
-    /// `value` itself when the ring keeps nothing (no slots, or retired).
+    /// `value` itself when the ring keeps nothing (no slots, or retired). A value stored while
+    /// the ring is being retired is dropped by the retirement or by this call.
     pub fn insert(&self, value: T) -> Option<T> {
         if self.slots.is_empty() || self.is_retired() {
             return Some(value);
@@ -57,6 +78,11 @@ impl<T> TicketRing<T> {
         // Mutant: the displaced value is overwritten instead of handed back (it leaks).
         #[cfg(session_cache_mutant = "ring_insert_store")]
         let displaced = slot.store_forgetting(Box::new(value));
+        // The second look (module docs). Mutant: without it, a value stored into a ring that was
+        // being retired stays behind.
+        if !cfg!(session_cache_mutant = "ring_no_recheck") && self.is_retired() {
+            self.clear();
+        }
         displaced.map(|b| *b)
     }
 
@@ -79,17 +105,18 @@ impl<T> TicketRing<T> {
         })
     }
 
-    /// Retires the ring: every value it holds is dropped before this returns, and later inserts
-    /// are refused.
+    /// Retires the ring: every value it holds is dropped before this returns, and no value
+    /// inserted concurrently or later stays in it.
     pub fn retire(&self) {
-        // Release: pairs with the Acquire of `is_retired`.
+        // Release: pairs with the Acquire of `is_retired`; the slot swaps below come after it, so
+        // an insert whose swap reads from one of them sees the flag (module docs).
         self.retired.store(true, Ordering::Release);
         self.clear();
     }
 
     /// Whether the ring was retired. Acquire: pairs with the Release store in `retire`, so
     /// whatever preceded the retirement (the cache's unlink of the entry) is visible after a
-    /// `true`.
+    /// `true`. Also the second look of a writer after its write (module docs).
     pub fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Acquire)
     }

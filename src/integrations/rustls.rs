@@ -175,6 +175,13 @@ impl StoresServerSessions for RustlsServerStore {
 ///   `take` scans from the newest slot backwards. (Model-checked with loom:
 ///   `loom-tests/ticket_ring.rs`.)
 ///
+/// # Retirement
+/// When the cache evicts, expires or clears the entry (or `remove` is called with it), it is
+/// retired: its TLS 1.2 session and tickets are dropped before that call returns, and a write
+/// that races the retirement is undone by the writer (it looks at the retired flag again after
+/// writing, `src/integrations/client_state.rs`), so no secret stays behind in a retired entry. The
+/// key-exchange hint (a group name, not a secret) stays until the entry is freed.
+///
 /// Creating the entry for a new server is `get` (miss) then `SessionCache::get_or_add`, which never
 /// replaces a live entry: threads that create one server's entry at the same moment all get the
 /// same entry, so no write is lost.
@@ -222,6 +229,12 @@ impl ServerState {
     fn replace_tls12(&self, value: Option<Tls12ClientSessionValue>) {
         // The old value is dropped here (arc-swap pays readers' debts before handing it back).
         self.tls12.store(value.map(Arc::new));
+        // The second look of `client_state` (module docs): `store` swaps one word, and `retire`
+        // empties the slot by swap after setting the flag, so either its swap takes our value
+        // or ours synchronizes with it and the flag is seen here.
+        if self.tickets.is_retired() {
+            self.tls12.store(None);
+        }
     }
 
     fn insert_ticket(&self, value: Tls13ClientSessionValue) {
@@ -234,6 +247,7 @@ impl ServerState {
     }
 
     fn retire(&self) {
+        // The flag first (inside `retire`), then the TLS 1.2 slot: see `replace_tls12`.
         self.tickets.retire();
         self.tls12.store(None);
     }
