@@ -73,12 +73,14 @@ mutants=(
 )
 # rider:host:model. The client store's faults (src/integrations/client_state.rs) and their
 # models (loom-tests/ticket_ring.rs) touch nothing of the raw table, and the host's fault touches
-# nothing they run (the ring uses no cache), so each model is caught by its own fault. Together they
+# nothing they run (the ring uses no cache; `replace_retired`'s model makes no identical re-add,
+# the only path `identical_rc` changes), so each model is caught by its own fault. Together they
 # add well under a minute to the gate, and no build.
 riders=(
   "ring_take_load:claim_store:ticket_ring::t2_ring_take_once"
   "ring_insert_store:identical_rc:ticket_ring::t2_ring_inserts_racing_a_take"
   "ring_no_recheck:relaxed_publish:ticket_ring::t2_ring_insert_racing_retire"
+  "replace_retired:identical_rc:ticket_ring::t2_client_entry_write_is_never_lost"
 )
 caught=0
 total=$(( ${#mutants[@]} + ${#riders[@]} ))

@@ -1,6 +1,6 @@
-//! The hand-written concurrent part of the rustls client store, kept apart from rustls so that
-//! the loom models (`loom-tests/ticket_ring.rs`) check it: the ring of take-once ticket slots
-//! and its retirement.
+//! The hand-written concurrent parts of the rustls client store, kept apart from rustls so that
+//! the loom models (`loom-tests/ticket_ring.rs`) check them: the ring of take-once ticket slots,
+//! its retirement, and the rule that finds the cache entry a write goes to.
 //!
 //! # The ticket ring
 //!
@@ -33,11 +33,21 @@
 //! write by swap, then look at [`TicketRing::is_retired`] and undo the write if it is set, while
 //! the retiring side empties that state by swap after [`TicketRing::retire`].
 //!
+//! # The entry a write goes to
+//!
+//! [`live_entry`]: the live cache entry for a key, or a fresh one, but never one that replaces
+//! a live entry. The cache marks an entry retired (`set_not_resumable`) after unlinking it
+//! (eviction, expiry, clear), or `remove` marks it just before unlinking it. A writer that found
+//! a retired entry asks `get_or_add` again with a fresh entry: it returns the live entry another
+//! thread has made meanwhile, or caches the fresh one; `add` would replace a live entry that
+//! another thread has made and written to since (losing that write).
+
 use std::marker::PhantomData;
 use std::ptr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use crate::{Session, SessionCache};
 
 /// A fixed ring of take-once slots (see the module docs).
 pub struct TicketRing<T> {
@@ -176,6 +186,45 @@ impl<T> Drop for TicketSlot<T> {
     fn drop(&mut self) {
         drop(self.swap(None));
     }
+}
+
+/// The cache entry a write for `key` goes to: the live entry cached under `key`, or else a fresh
+/// one from `make`, cached with [`SessionCache::get_or_add`], which never replaces a live entry
+/// (racing writers of one new key all get the same entry). An entry for which `retired` holds
+/// is never written to (see the module docs). `None` when the key cannot be cached (too long),
+/// or when the entry found stays retired, which only happens while an explicit `remove` of it is
+/// under way (or after its owner marked it not resumable by hand): the write is then dropped
+/// with it, as if it had come just before the removal.
+pub fn live_entry<S: Session>(
+    cache: &SessionCache<S>,
+    key: &[u8],
+    make: impl Fn() -> Arc<S>,
+    retired: impl Fn(&S) -> bool,
+) -> Option<Arc<S>> {
+    if let Some(state) = cache.get(key) {
+        if !retired(&state) {
+            return Some(state);
+        }
+    }
+    // Absent, expired or retired. A retired entry has normally left the cache already (the cache
+    // marks evicted, expired and cleared entries after unlinking them, and `retired` reads the
+    // mark with Acquire, so the unlink is visible to the next lookup); a second try covers an
+    // entry that a racing eviction retires between our `get_or_add` and our check.
+    for _ in 0..2 {
+        // Err: the key is longer than the cache's max_id_len; nothing is stored.
+        let state = cache.get_or_add(make()).ok()?;
+        if !retired(&state) {
+            return Some(state);
+        }
+        // Mutant: replace the retired entry with `add`, which replaces whatever is cached now,
+        // possibly a live entry that another thread made and wrote to since.
+        #[cfg(session_cache_mutant = "replace_retired")]
+        {
+            let fresh = make();
+            return cache.add(fresh.clone()).then_some(fresh);
+        }
+    }
+    None
 }
 
 #[cfg(all(test, not(session_cache_loom)))]

@@ -16,7 +16,7 @@ pub mod rustls;
 mod client_state;
 #[cfg(session_cache_loom)]
 #[doc(hidden)]
-pub use client_state::TicketRing;
+pub use client_state::{live_entry, TicketRing};
 
 #[cfg(feature = "openssl")]
 pub mod openssl;

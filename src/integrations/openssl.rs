@@ -125,7 +125,7 @@ pub fn session_key(version: SslVersion, id: &[u8]) -> Option<Vec<u8>> {
 /// sessions, and adopts unstamped ones).
 ///
 /// Safe code can only get these from an adapter's cache; the new-session callback makes them,
-/// stamped. Sessions decoded from DER ([`OpensslSession::from_der`], for a second tier) are
+/// stamped. Sessions decoded from DER (by a second tier, with a crate-internal `from_der`) are
 /// unstamped until an adapter serves one.
 pub struct OpensslSession {
     key: Vec<u8>,

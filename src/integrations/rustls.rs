@@ -30,7 +30,7 @@ use rustls::pki_types::ServerName;
 use rustls::server::StoresServerSessions;
 use rustls::NamedGroup;
 
-use super::client_state::TicketRing;
+use super::client_state::{live_entry, TicketRing};
 use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::{CacheMode, Session, SessionCache, Stats};
 
@@ -184,7 +184,9 @@ impl StoresServerSessions for RustlsServerStore {
 ///
 /// Creating the entry for a new server is `get` (miss) then `SessionCache::get_or_add`, which never
 /// replaces a live entry: threads that create one server's entry at the same moment all get the
-/// same entry, so no write is lost.
+/// same entry. A writer that meets a retired entry looks again with `get_or_add`, never with an
+/// `add` that could replace a live entry another thread has just made and written to; so no write
+/// to a live entry is lost.
 pub struct ServerState {
     key: Box<[u8]>,
     /// 0 = no hint, else `HINT_SET | u16::from(group)`.
@@ -381,20 +383,8 @@ impl RustlsClientStore {
             return None;
         }
         let key = server_key(name);
-        if let Some(state) = self.cache.get(&key) {
-            if !state.retired() {
-                return Some(state);
-            }
-        }
-        let fresh = Arc::new(ServerState::new(key, self.tickets_per_server));
-        // Err: the name is longer than the cache's max_id_len; nothing is stored.
-        let state = self.cache.get_or_add(fresh).ok()?;
-        if !state.retired() {
-            return Some(state);
-        }
-        // Retired but still cached (marked by an explicit remove racing us): replace it.
-        let fresh = Arc::new(ServerState::new(server_key(name), self.tickets_per_server));
-        self.cache.add(fresh.clone()).then_some(fresh)
+        let make = || Arc::new(ServerState::new(key.clone(), self.tickets_per_server));
+        live_entry(&self.cache, &key, make, ServerState::retired)
     }
 }
 
