@@ -30,6 +30,8 @@ mod models;
 mod same_id;
 mod support;
 mod table_growth;
+// The rustls client store's ticket ring and write rule (src/integrations/client_state.rs).
+mod ticket_ring;
 
 use session_cache::{ManualClock, RemovalCause, Session, SessionCache};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};

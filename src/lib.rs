@@ -77,7 +77,7 @@
 mod builder;
 mod cache;
 mod clock;
-#[cfg(any(feature = "rustls", feature = "openssl"))]
+#[cfg(any(feature = "rustls", feature = "openssl", session_cache_loom))]
 pub mod integrations;
 mod loom;
 mod mode;

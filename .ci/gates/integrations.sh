@@ -36,6 +36,14 @@ if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists openssl 2>/d
 fi
 echo "integrations: $(openssl version)"
 
+# Each feature depends only on what it uses: `rustls` brings no crypto provider and no logging
+# (the application chooses), `openssl` no direct openssl-sys (the openssl crate's types suffice).
+deps() { cargo tree --quiet --edges normal --no-default-features --features "$1" --depth "$2" --prefix none; }
+for banned in ring log aws-lc-rs; do
+  if deps rustls 10 | grep -qE "^$banned v"; then fail "feature rustls pulls in $banned"; fi
+done
+if deps openssl 1 | grep -qE '^openssl-sys v'; then fail "feature openssl depends on openssl-sys directly"; fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 

@@ -10,5 +10,13 @@
 #[cfg(feature = "rustls")]
 pub mod rustls;
 
+// The client store's hand-written concurrency, also built (and exported, hidden) for the loom
+// models in loom-tests/ticket_ring.rs.
+#[cfg(any(feature = "rustls", session_cache_loom))]
+mod client_state;
+#[cfg(session_cache_loom)]
+#[doc(hidden)]
+pub use client_state::{live_entry, TicketRing};
+
 #[cfg(feature = "openssl")]
 pub mod openssl;

@@ -22,17 +22,16 @@
 //! ```
 
 use std::fmt;
-use std::marker::PhantomData;
-use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crossbeam_epoch::{self as epoch, Atomic, Owned};
+use arc_swap::ArcSwapOption;
 use rustls::client::{ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue};
 use rustls::pki_types::ServerName;
 use rustls::server::StoresServerSessions;
 use rustls::NamedGroup;
 
+use super::client_state::{live_entry, TicketRing};
+use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::{CacheMode, Session, SessionCache, Stats};
 
 // ---------------------------------------------------------------------------------------------
@@ -167,24 +166,34 @@ impl StoresServerSessions for RustlsServerStore {
 /// The entry itself never changes identity while cached; its parts are updated in place with
 /// atomic operations, so no operation takes a lock:
 /// * the key-exchange hint is an `AtomicU32`;
-/// * the TLS 1.2 session is a `crossbeam_epoch::Atomic` pointer: replaced by `swap` (the old value
-///   is freed once no pinned reader can see it), read by cloning under an epoch guard;
-/// * the TLS 1.3 tickets are a ring of `AtomicPtr` slots filled round-robin from an insert counter.
-///   A ticket is owned by exactly one slot; `take` empties a slot with `swap(null)`, so a ticket is
-///   handed out at most once even when takes and inserts race. Inserting into a full ring
-///   overwrites (and frees) the oldest ticket. `take` scans from the newest slot backwards.
+/// * the TLS 1.2 session is an [`arc_swap::ArcSwapOption`]: replaced as a whole, read by cloning
+///   the value under a short-lived guard, and the replaced value is dropped by the replacing
+///   thread at once (or by the last reader that was copying it at that instant);
+/// * the TLS 1.3 tickets are a ring of take-once slots filled round-robin from an insert counter.
+///   A ticket is owned by exactly one slot and moves only by `swap`, so it is handed out at most
+///   once even when takes and inserts race. Inserting into a full ring drops the oldest ticket.
+///   `take` scans from the newest slot backwards. (Model-checked with loom:
+///   `loom-tests/ticket_ring.rs`.)
+///
+/// # Retirement
+/// When the cache evicts, expires or clears the entry (or `remove` is called with it), it is
+/// retired: its TLS 1.2 session and tickets are dropped before that call returns, and a write
+/// that races the retirement is undone by the writer (it looks at the retired flag again after
+/// writing, `src/integrations/client_state.rs`), so no secret stays behind in a retired entry. The
+/// key-exchange hint (a group name, not a secret) stays until the entry is freed.
 ///
 /// Creating the entry for a new server is `get` (miss) then `SessionCache::get_or_add`, which never
 /// replaces a live entry: threads that create one server's entry at the same moment all get the
-/// same entry, so no write is lost.
+/// same entry. A writer that meets a retired entry looks again with `get_or_add`, never with an
+/// `add` that could replace a live entry another thread has just made and written to; so no write
+/// to a live entry is lost.
 pub struct ServerState {
     key: Box<[u8]>,
     /// 0 = no hint, else `HINT_SET | u16::from(group)`.
     kx_hint: AtomicU32,
-    tls12: Atomic<Tls12ClientSessionValue>,
+    tls12: ArcSwapOption<Tls12ClientSessionValue>,
+    /// The tickets; its retired flag is the entry's.
     tickets: TicketRing<Tls13ClientSessionValue>,
-    /// Set when the cache evicts, expires or clears this entry.
-    retired: AtomicBool,
 }
 
 const HINT_SET: u32 = 1 << 16;
@@ -194,10 +203,13 @@ impl ServerState {
         Self {
             key: key.into_boxed_slice(),
             kx_hint: AtomicU32::new(0),
-            tls12: Atomic::null(),
+            tls12: ArcSwapOption::empty(),
             tickets: TicketRing::new(tickets),
-            retired: AtomicBool::new(false),
         }
+    }
+
+    fn retired(&self) -> bool {
+        self.tickets.is_retired()
     }
 
     fn kx_hint(&self) -> Option<NamedGroup> {
@@ -213,36 +225,23 @@ impl ServerState {
     }
 
     fn tls12(&self) -> Option<Tls12ClientSessionValue> {
-        let guard = epoch::pin();
-        // Acquire: pairs with the Release half of the swap in `replace_tls12`, so the value's
-        // contents are visible before we clone them.
-        let p = self.tls12.load(Ordering::Acquire, &guard);
-        // SAFETY: non-null pointers in `tls12` come from `Owned::new` and are destroyed only through
-        // `defer_destroy` after being swapped out (or in Drop, which has `&mut self`), so the value
-        // lives at least as long as `guard` is pinned.
-        unsafe { p.as_ref() }.cloned()
+        self.tls12.load().as_deref().cloned()
     }
 
     fn replace_tls12(&self, value: Option<Tls12ClientSessionValue>) {
-        let guard = epoch::pin();
-        let new = match value {
-            Some(v) => Owned::new(v).into_shared(&guard),
-            None => epoch::Shared::null(),
-        };
-        // AcqRel: Release publishes the new value to readers (Acquire load in `tls12`); Acquire
-        // orders our later destruction of the old value after its publication.
-        let old = self.tls12.swap(new, Ordering::AcqRel, &guard);
-        if !old.is_null() {
-            // SAFETY: `old` is no longer reachable from `tls12`; readers that loaded it are pinned,
-            // and the epoch defers the drop until they are all gone. Only this swap saw it.
-            unsafe { guard.defer_destroy(old) };
+        // The old value is dropped here (arc-swap pays readers' debts before handing it back).
+        self.tls12.store(value.map(Arc::new));
+        // The second look of `client_state` (module docs): `store` swaps one word, and `retire`
+        // empties the slot by swap after setting the flag, so either its swap takes our value
+        // or ours synchronizes with it and the flag is seen here.
+        if self.tickets.is_retired() {
+            self.tls12.store(None);
         }
     }
 
     fn insert_ticket(&self, value: Tls13ClientSessionValue) {
-        if !self.retired.load(Ordering::Relaxed) {
-            drop(self.tickets.insert(value));
-        }
+        // The displaced (oldest) ticket, or `value` itself on a retired entry: dropped now.
+        drop(self.tickets.insert(value));
     }
 
     fn take_ticket(&self) -> Option<Tls13ClientSessionValue> {
@@ -250,9 +249,9 @@ impl ServerState {
     }
 
     fn retire(&self) {
-        self.retired.store(true, Ordering::Relaxed);
-        self.replace_tls12(None);
-        self.tickets.clear();
+        // The flag first (inside `retire`), then the TLS 1.2 slot: see `replace_tls12`.
+        self.tickets.retire();
+        self.tls12.store(None);
     }
 }
 
@@ -267,19 +266,6 @@ impl Session for ServerState {
     }
 }
 
-impl Drop for ServerState {
-    fn drop(&mut self) {
-        // SAFETY: `&mut self` means no other thread can reach `tls12`; the unprotected guard is only
-        // used to read the pointer we then own exclusively.
-        unsafe {
-            let p = self.tls12.load(Ordering::Relaxed, epoch::unprotected());
-            if !p.is_null() {
-                drop(p.into_owned());
-            }
-        }
-    }
-}
-
 impl fmt::Debug for ServerState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Sessions and tickets are secret; show only the shape.
@@ -288,97 +274,6 @@ impl fmt::Debug for ServerState {
             .field("kx_hint", &self.kx_hint())
             .field("ticket_slots", &self.tickets.len())
             .finish_non_exhaustive()
-    }
-}
-
-/// A fixed ring of take-once slots: the lock-free ticket list of one server.
-///
-/// Each value is owned by exactly one slot. `insert` puts it in slot `n % len` (n = inserts so far),
-/// freeing whatever that slot held (the oldest value once the ring is full); `take` scans from the
-/// newest slot backwards and empties the first full one with `swap(null)`, so every value comes out
-/// at most once, however inserts and takes race.
-struct TicketRing<T> {
-    slots: Box<[TicketSlot<T>]>,
-    /// Values inserted so far (wrapping).
-    next: AtomicUsize,
-}
-
-impl<T> TicketRing<T> {
-    fn new(len: usize) -> Self {
-        Self {
-            slots: (0..len).map(|_| TicketSlot::empty()).collect(),
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Stores `value`; returns the value it displaced (the oldest one when the ring is full).
-    fn insert(&self, value: T) -> Option<T> {
-        if self.slots.is_empty() {
-            return Some(value);
-        }
-        // Relaxed: the counter only spreads inserts over slots; the slot swap publishes the value.
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        self.slots[n % self.slots.len()]
-            .swap(Some(Box::new(value)))
-            .map(|b| *b)
-    }
-
-    /// Removes and returns the newest value still present.
-    fn take(&self) -> Option<T> {
-        let len = self.slots.len();
-        if len == 0 {
-            return None;
-        }
-        // Relaxed: only the scan's starting point; the swaps synchronize.
-        let newest = self.next.load(Ordering::Relaxed) % len;
-        (0..len).find_map(|i| {
-            self.slots[(newest + 2 * len - 1 - i) % len]
-                .swap(None)
-                .map(|b| *b)
-        })
-    }
-
-    fn clear(&self) {
-        for slot in self.slots.iter() {
-            drop(slot.swap(None));
-        }
-    }
-}
-
-/// A take-once slot owning at most one boxed value. Shares like a `Mutex<Option<T>>`: Send and
-/// Sync exactly when `T: Send` (the marker field; `AtomicPtr` alone would claim both for any T).
-struct TicketSlot<T> {
-    ptr: AtomicPtr<T>,
-    _owns: PhantomData<Mutex<Option<T>>>,
-}
-
-impl<T> TicketSlot<T> {
-    fn empty() -> Self {
-        Self {
-            ptr: AtomicPtr::new(ptr::null_mut()),
-            _owns: PhantomData,
-        }
-    }
-
-    /// Stores `new` and returns what the slot held; ownership moves both ways atomically.
-    fn swap(&self, new: Option<Box<T>>) -> Option<Box<T>> {
-        let new = new.map_or(ptr::null_mut(), Box::into_raw);
-        // AcqRel: Release publishes the new value's contents to whoever swaps it out; Acquire makes
-        // the old value's contents (published by the swap that stored it) visible to us.
-        let old = self.ptr.swap(new, Ordering::AcqRel);
-        // SAFETY: every non-null pointer in a slot came from `Box::into_raw` and is owned by that
-        // slot alone; the swap removed it from the slot, so this call is its only owner now.
-        (!old.is_null()).then(|| unsafe { Box::from_raw(old) })
-    }
-}
-
-impl<T> Drop for TicketSlot<T> {
-    fn drop(&mut self) {
-        drop(self.swap(None));
     }
 }
 
@@ -488,20 +383,8 @@ impl RustlsClientStore {
             return None;
         }
         let key = server_key(name);
-        if let Some(state) = self.cache.get(&key) {
-            if !state.retired.load(Ordering::Relaxed) {
-                return Some(state);
-            }
-        }
-        let fresh = Arc::new(ServerState::new(key, self.tickets_per_server));
-        // Err: the name is longer than the cache's max_id_len; nothing is stored.
-        let state = self.cache.get_or_add(fresh).ok()?;
-        if !state.retired.load(Ordering::Relaxed) {
-            return Some(state);
-        }
-        // Retired but still cached (marked by an explicit remove racing us): replace it.
-        let fresh = Arc::new(ServerState::new(server_key(name), self.tickets_per_server));
-        self.cache.add(fresh.clone()).then_some(fresh)
+        let make = || Arc::new(ServerState::new(key.clone(), self.tickets_per_server));
+        live_entry(&self.cache, &key, make, ServerState::retired)
     }
 }
 
@@ -599,96 +482,5 @@ impl ClientSessionStore for RustlsClientStore {
         // Relaxed: statistics counter.
         counter.fetch_add(1, Ordering::Relaxed);
         found
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::TicketRing;
-    use std::collections::HashSet;
-    use std::sync::Arc;
-
-    #[test]
-    fn ring_hands_out_newest_first_each_once() {
-        let ring = TicketRing::new(3);
-        assert_eq!(ring.len(), 3);
-        for v in 1..=3 {
-            assert_eq!(ring.insert(v), None);
-        }
-        assert_eq!(ring.take(), Some(3));
-        assert_eq!(ring.take(), Some(2));
-        assert_eq!(ring.take(), Some(1));
-        assert_eq!(ring.take(), None);
-    }
-
-    #[test]
-    fn ring_overwrites_oldest_when_full() {
-        let ring = TicketRing::new(2);
-        assert_eq!(ring.insert(1), None);
-        assert_eq!(ring.insert(2), None);
-        assert_eq!(ring.insert(3), Some(1));
-        assert_eq!(ring.insert(4), Some(2));
-        assert_eq!(ring.take(), Some(4));
-        // Round-robin: the fifth insert lands on the slot holding 3, the oldest left.
-        assert_eq!(ring.insert(5), Some(3));
-        assert_eq!(ring.take(), Some(5));
-        assert_eq!(ring.take(), None);
-    }
-
-    #[test]
-    fn zero_sized_ring_keeps_nothing() {
-        let ring = TicketRing::new(0);
-        assert_eq!(ring.insert(7), Some(7));
-        assert_eq!(ring.take(), None);
-    }
-
-    #[test]
-    fn ring_drops_what_it_holds() {
-        let v = Arc::new(());
-        {
-            let ring = TicketRing::new(4);
-            for _ in 0..6 {
-                drop(ring.insert(v.clone()));
-            }
-            assert_eq!(Arc::strong_count(&v), 5);
-        }
-        assert_eq!(Arc::strong_count(&v), 1);
-    }
-
-    #[test]
-    fn racing_takes_and_inserts_hand_out_each_value_at_most_once() {
-        const PER_THREAD: u64 = 20_000;
-        let ring = Arc::new(TicketRing::new(8));
-        let threads: Vec<_> = (0..4u64)
-            .map(|t| {
-                let ring = ring.clone();
-                std::thread::spawn(move || {
-                    let mut got = Vec::new();
-                    let mut displaced = Vec::new();
-                    for i in 0..PER_THREAD {
-                        if t % 2 == 0 {
-                            displaced.extend(ring.insert(t * PER_THREAD + i));
-                        }
-                        got.extend(ring.take());
-                    }
-                    (got, displaced)
-                })
-            })
-            .collect();
-        let mut seen = HashSet::new();
-        let mut total = 0;
-        for th in threads {
-            let (got, displaced) = th.join().unwrap();
-            for v in got.into_iter().chain(displaced) {
-                total += 1;
-                assert!(seen.insert(v), "value {v} came out twice");
-            }
-        }
-        while let Some(v) = ring.take() {
-            total += 1;
-            assert!(seen.insert(v), "value {v} came out twice");
-        }
-        // Everything inserted came out exactly once: taken, displaced or left over.
-        assert_eq!(total, 2 * PER_THREAD);
     }
 }
