@@ -50,6 +50,8 @@ pub struct Builder<S: Session> {
     max_id_len: usize,
     on_remove: Option<RemoveCallback<S>>,
     on_miss: Option<MissHandler<S>>,
+    /// The fleet tier (`Builder::remote`, feature `redis`).
+    pub(crate) remote: crate::tier::TierSlot<S>,
 }
 
 impl<S: Session> core::fmt::Debug for Builder<S> {
@@ -75,6 +77,7 @@ impl<S: Session> Default for Builder<S> {
             max_id_len: DEFAULT_MAX_ID_LEN,
             on_remove: None,
             on_miss: None,
+            remote: Default::default(),
         }
     }
 }
@@ -139,6 +142,7 @@ impl<S: Session> Builder<S> {
         SessionCache {
             policy: Policy::new(settings, self.clock, self.on_remove, self.max_id_len),
             on_miss: self.on_miss,
+            remote: self.remote,
         }
     }
 }

@@ -82,8 +82,11 @@ mod mode;
 mod policy;
 mod raw;
 mod reclaim;
+#[cfg(feature = "redis")]
+pub mod remote;
 mod session;
 mod stats;
+mod tier;
 
 pub use builder::Builder;
 pub use cache::SessionCache;

@@ -11,7 +11,8 @@ mod imp {
     pub(crate) mod sync {
         pub(crate) mod atomic {
             pub(crate) use core::sync::atomic::{
-                fence, AtomicIsize, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+                fence, AtomicBool, AtomicIsize, AtomicU32, AtomicU64, AtomicU8, AtomicUsize,
+                Ordering,
             };
         }
         pub(crate) use std::sync::Mutex;
