@@ -201,6 +201,7 @@ impl<S: Session> Policy<S> {
     /// Like [`insert`](Self::insert) (replacing), but the entry lives `lifetime` from now
     /// whatever the session's own timeout: a session fetched from a second tier keeps only
     /// the lifetime it has left.
+    #[cfg(feature = "redis")]
     pub(crate) fn insert_for(
         &self,
         session: Arc<S>,
