@@ -46,6 +46,10 @@ use openssl::ssl::{
 
 use crate::{CacheMode, Session, SessionCache, Stats};
 
+// The fleet tier: sessions travel as DER.
+#[cfg(feature = "redis")]
+mod remote;
+
 /// A session stored for OpenSSL: the `SslSession` (one reference) and a copy of its id.
 ///
 /// Only the adapter's new-session callback makes these, so every session in an adapter's cache

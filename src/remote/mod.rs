@@ -114,6 +114,7 @@ pub(crate) mod hook;
 mod invalidate;
 mod keys;
 mod seal;
+mod sessions;
 mod stats;
 mod worker;
 
