@@ -93,6 +93,57 @@ fn profile_loop(cache: &SessionCache<Sess>, ids: &[Vec<u8>], rounds: usize) -> u
     hits
 }
 
+/// The handshake mix of BENCHMARKS.md on `threads` threads for `time`: 70 % get of a recent
+/// id, 10 % get of an absent id (with a tier: a Redis round trip), 18 % add, 2 % remove.
+/// Returns operations per second.
+fn mix(cache: &Arc<SessionCache<Sess>>, threads: usize, time: Duration, base: usize) -> f64 {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let cache = Arc::clone(cache);
+            std::thread::spawn(move || {
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (t as u64 + 1);
+                let mut next = base + t * 10_000_000;
+                let mut recent: Vec<Arc<Sess>> = Vec::new();
+                let mut ops = 0u64;
+                while start.elapsed() < time {
+                    for _ in 0..64 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let r = x % 100;
+                        if r < 70 && !recent.is_empty() {
+                            let s = &recent[(x >> 8) as usize % recent.len()];
+                            std::hint::black_box(cache.get(&s.id));
+                        } else if r < 80 {
+                            std::hint::black_box(
+                                cache.get(&sess(usize::MAX - (x >> 8) as usize).id),
+                            );
+                        } else if r < 98 || recent.is_empty() {
+                            let s = sess(next);
+                            next += 1;
+                            cache.add(s.clone());
+                            if recent.len() < 1024 {
+                                recent.push(s);
+                            } else {
+                                let i = (x >> 8) as usize % recent.len();
+                                recent[i] = s;
+                            }
+                        } else {
+                            let s = recent.swap_remove((x >> 8) as usize % recent.len());
+                            cache.remove(&s);
+                        }
+                        ops += 1;
+                    }
+                }
+                ops
+            })
+        })
+        .collect();
+    let ops: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    ops as f64 / start.elapsed().as_secs_f64()
+}
+
 fn callgrind(with_tier: bool) {
     // The tier points at a port nothing listens on: a local hit must not care.
     let cache: SessionCache<Sess> = if with_tier {
@@ -186,6 +237,28 @@ fn main() {
         v.push(t.elapsed());
     }
     report("remove on A until B's pulled copy is gone", v);
+
+    // Throughput of the handshake mix, with and without a tier.
+    {
+        let with_tier = Arc::new(node(&url, budget));
+        let without: Arc<SessionCache<Sess>> =
+            Arc::new(SessionCache::builder().capacity(100_000).build());
+        for threads in [1, 2, 4] {
+            let t = Duration::from_millis(500);
+            let a = mix(&with_tier, threads, t, 100 * N * threads);
+            let b = mix(&without, threads, t, 100 * N * threads);
+            println!(
+                "handshake mix, {threads} thread(s): with tier {:.0} kops/s, without {:.0} kops/s",
+                a / 1e3,
+                b / 1e3
+            );
+        }
+        let s = with_tier.remote_stats().unwrap();
+        println!(
+            "  tier during the mix: writes={} dropped_writes={} misses={} timeouts={} rejected={}",
+            s.writes, s.dropped_writes, s.misses, s.timeouts, s.rejected
+        );
+    }
 
     // Faults: the longest a lookup took while the server was frozen, slow, or gone.
     let probe = |label: &str, a: &SessionCache<Sess>, b: &SessionCache<Sess>| {

@@ -83,17 +83,20 @@ fn node_with(url: &str, ns: &str, key: [u8; 32], budget: Duration) -> SessionCac
 
 /// A node with a budget large enough for a loaded 2-core machine.
 fn node(server: &RedisServer) -> SessionCache<Sess> {
-    node_with(&server.url(), "edge", KEY, Duration::from_secs(2))
+    let c = node_with(&server.url(), "edge", KEY, Duration::from_secs(2));
+    wait_connected(&c);
+    c
 }
 
 fn stats(c: &SessionCache<Sess>) -> RemoteStats {
     c.remote_stats().expect("a tier")
 }
 
+/// Waits until the node's command connection and its subscription are up.
 fn wait_connected(c: &SessionCache<Sess>) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        if c.sync_remote() {
+        if c.sync_remote() && stats(c).subscribed {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -571,6 +574,12 @@ fn fault_client_kill_reconnects() {
     let (a, b) = fault_nodes(&server, FAULT_BUDGET);
     let mut taken = HashMap::new();
     fault_round(&[&a, &b], FAULT_BUDGET, 0, &mut taken);
+    // B holds a pulled copy; its subscription is cut, and A removes the session at once: the
+    // announcement may be lost, yet B's copy must go (dropped when B resubscribes).
+    let pulled = b"pulled-before-kill".to_vec();
+    assert!(a.add(sess(&pulled)));
+    assert!(a.sync_remote());
+    assert!(b.get(&pulled).is_some() && b.contains(&pulled));
     let mut conn = server.connection();
     let _: i64 = redis::cmd("CLIENT")
         .arg("KILL")
@@ -586,6 +595,16 @@ fn fault_client_kill_reconnects() {
         .arg("pubsub")
         .query(&mut conn)
         .unwrap();
+    a.remove_id(&pulled);
+    let start = Instant::now();
+    while b.contains(&pulled) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "a removal during a cut subscription was missed: {:?}",
+            stats(&b)
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     fault_round(&[&a, &b], FAULT_BUDGET, 1000, &mut taken);
     wait_recovered(&a, &b, "client-kill");
     // Removals still propagate after the subscriber reconnected.

@@ -186,6 +186,11 @@ impl RedisTierBuilder {
     }
 
     /// For `rediss://`: trust this root certificate (PEM) instead of the system's roots.
+    ///
+    /// The TLS connection uses rustls with its process-default crypto provider: ring, which
+    /// this feature enables, unless the program also enables another rustls provider; then
+    /// install one (`rustls::crypto::CryptoProvider::install_default`) before the first
+    /// connection, or the tier never connects (counted as connection failures).
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.cfg.tls_root_pem = Some(pem.into());
         self

@@ -376,8 +376,11 @@ impl RedisTier {
 impl Core {
     pub(crate) fn snapshot(&self) -> RemoteStats {
         // Relaxed: a status flag for statistics.
-        self.stats
-            .snapshot(self.connected.load(Relaxed), self.breaker.is_open())
+        self.stats.snapshot(
+            self.connected.load(Relaxed),
+            self.breaker.is_open(),
+            self.inval.subscribed.load(Relaxed),
+        )
     }
 
     pub(crate) fn stopping(&self) -> bool {

@@ -62,6 +62,7 @@ impl<S: Session> TierSlot<S> {
             let mut plain = (b.encode)(&kept);
             b.tier.write(kept.id(), &plain, lifetime);
             zero(&mut plain);
+            b.tier.core.inval.track(kept.id(), lifetime);
         }
         added
     }
@@ -95,7 +96,7 @@ impl<S: Session> TierSlot<S> {
         let session = Arc::new(session);
         if !mode.contains(CacheMode::NO_INTERNAL_STORE) {
             let _ = policy.insert_for(Arc::clone(&session), left);
-            inval.pulled(id, left);
+            inval.track(id, left);
             if inval.generation() != generation {
                 // An announcement arrived during the round trip: perhaps this id's removal.
                 policy.remove(id);

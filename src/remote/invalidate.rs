@@ -14,8 +14,10 @@
 //!   cache it after the announcement was applied: the generation counter below tells the
 //!   lookup that an announcement arrived during its round trip, and it drops its local copy;
 //! * announcements sent while this node's subscriber was disconnected are lost: on every
-//!   (re)subscription, every copy this node pulled from Redis and that may still be live is
-//!   dropped locally (the next lookup fetches it again if it still exists).
+//!   (re)subscription, every local copy this node added or pulled from Redis and that may
+//!   still be live is dropped locally (the next lookup fetches it again if it still exists in
+//!   Redis). After a Redis restart or a broken subscription, a node thus resumes only what
+//!   Redis still holds: a removal is never missed, at the price of those local copies.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,13 +27,15 @@ use super::core::Core;
 use super::keys::invalidation_channel;
 use super::stats::Counters;
 use crate::loom::sync::atomic::{
-    AtomicU64, AtomicUsize,
-    Ordering::{Acquire, Release},
+    AtomicBool, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
 };
 
-/// The most pulled ids remembered for resubscriptions; beyond it the expired ones are pruned,
-/// then the oldest forgotten.
-const PULLED_MAX: usize = 1 << 17;
+/// The most ids remembered per shard for resubscriptions; beyond it the expired ones are
+/// pruned, then an arbitrary one is forgotten (its copy then outlives a missed announcement,
+/// until it expires).
+const TRACKED_PER_SHARD: usize = 1 << 14;
+const SHARDS: usize = 16;
 
 #[derive(Default)]
 pub(crate) struct Invalidations {
@@ -40,8 +44,11 @@ pub(crate) struct Invalidations {
     /// Announcements received (and resubscriptions) so far.
     generation: AtomicU64,
     queue: Mutex<Vec<Vec<u8>>>,
-    /// Ids this node fetched from Redis into its local cache, and until when they live.
-    pulled: Mutex<HashMap<Vec<u8>, Instant>>,
+    /// Ids this node added or fetched from Redis into its local cache, and until when they
+    /// live; sharded by id, so that adds on many threads rarely meet.
+    tracked: [Mutex<HashMap<Vec<u8>, Instant>>; SHARDS],
+    /// Whether the subscriber is subscribed now.
+    pub(crate) subscribed: AtomicBool,
 }
 
 impl Invalidations {
@@ -68,13 +75,19 @@ impl Invalidations {
         self.generation.load(Acquire)
     }
 
-    /// Remembers that `id` was pulled into the local cache for `lifetime`.
-    pub(crate) fn pulled(&self, id: &[u8], lifetime: Duration) {
+    /// Remembers that `id` entered the local cache for `lifetime`.
+    pub(crate) fn track(&self, id: &[u8], lifetime: Duration) {
         let now = Instant::now();
-        let mut p = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
-        if p.len() >= PULLED_MAX {
+        let shard = id
+            .iter()
+            .fold(0usize, |h, b| h.wrapping_mul(31) ^ usize::from(*b))
+            % SHARDS;
+        let mut p = self.tracked[shard]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if p.len() >= TRACKED_PER_SHARD {
             p.retain(|_, until| *until > now);
-            if p.len() >= PULLED_MAX {
+            if p.len() >= TRACKED_PER_SHARD {
                 // Forget an arbitrary one: a resubscription will not drop its copy (it still
                 // expires on time).
                 if let Some(k) = p.keys().next().cloned() {
@@ -85,16 +98,19 @@ impl Invalidations {
         p.insert(id.to_vec(), now + lifetime);
     }
 
-    /// Subscribed again after a gap: every pulled copy still live is suspect.
+    /// Subscribed (again): announcements may have been missed before, so every tracked copy
+    /// still live is suspect.
     fn resubscribed(&self) {
         let now = Instant::now();
-        let ids: Vec<Vec<u8>> = {
-            let mut p = self.pulled.lock().unwrap_or_else(|e| e.into_inner());
-            p.drain()
-                .filter(|(_, until)| *until > now)
-                .map(|(id, _)| id)
-                .collect()
-        };
+        let mut ids = Vec::new();
+        for shard in &self.tracked {
+            let mut p = shard.lock().unwrap_or_else(|e| e.into_inner());
+            ids.extend(
+                p.drain()
+                    .filter(|(_, until)| *until > now)
+                    .map(|(id, _)| id),
+            );
+        }
         self.push(ids);
     }
 }
@@ -104,7 +120,7 @@ pub(crate) fn run(core: Arc<Core>, client: redis::Client) {
     let channel = invalidation_channel(&core.cfg.namespace);
     let mut backoff = Duration::from_millis(50);
     while !core.stopping() {
-        let Ok(mut conn) = client.get_connection_with_timeout(core.cfg.connect_timeout) else {
+        let Some(mut conn) = super::worker::connect(&client, core.cfg.connect_timeout) else {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(1));
             continue;
@@ -119,6 +135,8 @@ pub(crate) fn run(core: Arc<Core>, client: redis::Client) {
             continue;
         }
         core.inval.resubscribed();
+        // Relaxed: a status flag for statistics and tests.
+        core.inval.subscribed.store(true, Relaxed);
         while !core.stopping() {
             match ps.get_message() {
                 Ok(msg) => {
@@ -132,5 +150,7 @@ pub(crate) fn run(core: Arc<Core>, client: redis::Client) {
                 Err(_) => break,
             }
         }
+        // Relaxed: as above.
+        core.inval.subscribed.store(false, Relaxed);
     }
 }

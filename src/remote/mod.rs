@@ -87,8 +87,9 @@
 //! node's subscriber thread queues the ids announced by other nodes, and the cache applies
 //! them at the start of its next lookup (`get`, `get_with`, `contains`): on a local hit, the
 //! cost of the tier is that one load and branch. A lookup whose round trip overlapped an
-//! announcement drops the copy it just cached; after its subscription was broken, a node drops
-//! every copy it pulled from Redis (announcements may have been missed meanwhile). The time a
+//! announcement drops the copy it just cached; when its subscription starts or was broken, a
+//! node drops every local copy it added or pulled from Redis (announcements may have been
+//! missed meanwhile), so after a Redis restart it resumes only what Redis still holds. The time a
 //! removal takes to reach another node is measured in `docs/remote.md`.
 //!
 //! # Layout and sealing

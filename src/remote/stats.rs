@@ -40,6 +40,8 @@ pub struct RemoteStats {
     pub connected: bool,
     /// Whether the circuit breaker is open now (lookups are not sent).
     pub breaker_open: bool,
+    /// Whether the subscription to other nodes' removal announcements is up now.
+    pub subscribed: bool,
 }
 
 #[derive(Default)]
@@ -69,7 +71,12 @@ impl Counters {
         c.fetch_add(n, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, connected: bool, breaker_open: bool) -> RemoteStats {
+    pub(crate) fn snapshot(
+        &self,
+        connected: bool,
+        breaker_open: bool,
+        subscribed: bool,
+    ) -> RemoteStats {
         // Relaxed: statistics, read independently (a snapshot may be off by operations in flight).
         let r = |c: &AtomicU64| c.load(Relaxed);
         RemoteStats {
@@ -87,6 +94,7 @@ impl Counters {
             invalidations: r(&self.invalidations),
             connected,
             breaker_open,
+            subscribed,
         }
     }
 }

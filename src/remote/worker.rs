@@ -75,6 +75,16 @@ struct Worker {
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// One connection attempt. A panic inside the client (e.g. rustls finding no crypto provider
+/// for `rediss://`) is a failed attempt, never the end of the I/O thread.
+pub(crate) fn connect(client: &redis::Client, timeout: Duration) -> Option<redis::Connection> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        client.get_connection_with_timeout(timeout).ok()
+    }))
+    .ok()
+    .flatten()
+}
+
 pub(crate) fn run(core: Arc<Core>, client: redis::Client, rx: Receiver<Op>) {
     let channel = invalidation_channel(&core.cfg.namespace);
     let mut w = Worker {
@@ -124,11 +134,8 @@ impl Worker {
             if now < self.next_attempt {
                 return None;
             }
-            match self
-                .client
-                .get_connection_with_timeout(self.core.cfg.connect_timeout)
-            {
-                Ok(c) => {
+            match connect(&self.client, self.core.cfg.connect_timeout) {
+                Some(c) => {
                     let t = Some(self.core.cfg.io_timeout);
                     if c.set_read_timeout(t).is_ok() && c.set_write_timeout(t).is_ok() {
                         self.conn = Some(c);
@@ -137,7 +144,7 @@ impl Worker {
                         self.core.connected.store(true, Relaxed);
                     }
                 }
-                Err(_) => {
+                None => {
                     self.core.breaker.failure();
                     self.next_attempt = Instant::now() + self.backoff;
                     self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
