@@ -703,3 +703,77 @@ fn rediss_with_a_certificate_made_by_the_test() {
     assert!(!stats(&c).connected);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn without_a_tier_there_are_no_remote_stats_and_sync_is_immediate() {
+    let c: SessionCache<Sess> = SessionCache::new();
+    assert!(c.remote_stats().is_none());
+    assert!(c.sync_remote());
+}
+
+#[test]
+fn best_effort_take_falls_back_to_the_local_copy_only_when_asked() {
+    let mut server = RedisServer::start();
+    let tier = |best_effort: bool| {
+        RedisTier::builder(&server.url())
+            .encryption_key(KEY)
+            .read_budget(FAULT_BUDGET)
+            .take_best_effort(best_effort)
+            .build()
+            .unwrap()
+    };
+    let strict: SessionCache<Sess> = SessionCache::builder().remote(tier(false)).build();
+    let lenient: SessionCache<Sess> = SessionCache::builder().remote(tier(true)).build();
+    wait_connected(&strict);
+    wait_connected(&lenient);
+    assert!(strict.add(sess(b"t")) && lenient.add(sess(b"t2")));
+    assert!(strict.sync_remote() && lenient.sync_remote());
+    server.kill();
+    assert!(
+        strict.take(b"t").is_none(),
+        "strict: Redis cannot confirm, no hand-out"
+    );
+    assert!(
+        !strict.contains(b"t"),
+        "the take still used up the local copy"
+    );
+    assert!(lenient.take(b"t2").is_some(), "best effort: the local copy");
+    assert!(lenient.take(b"t2").is_none(), "and only once on this node");
+    // Redis answering "nothing" is a confirmation even in best-effort mode.
+    server.restart();
+    wait_recovered(&lenient, &strict, "best-effort");
+    assert!(lenient.add(sess(b"t3")));
+    assert!(lenient.sync_remote());
+    let mut conn = server.connection();
+    let _: () = redis::cmd("FLUSHALL").query(&mut conn).unwrap();
+    let before = stats(&lenient);
+    assert!(
+        lenient.take(b"t3").is_none(),
+        "Redis said it is gone: no local fallback ({before:?} -> {:?})",
+        stats(&lenient)
+    );
+}
+
+#[test]
+fn a_full_queue_drops_writes_and_counts_them() {
+    let server = RedisServer::start();
+    let tier = RedisTier::builder(&server.url())
+        .encryption_key(KEY)
+        .read_budget(FAULT_BUDGET)
+        .queue_capacity(4)
+        .build()
+        .unwrap();
+    let c: SessionCache<Sess> = SessionCache::builder().remote(tier).build();
+    wait_connected(&c);
+    server.freeze();
+    std::thread::sleep(Duration::from_millis(20));
+    for i in 0..200 {
+        bounded(Duration::from_millis(100), "add", || {
+            assert!(c.add(sess(&id(i))))
+        });
+    }
+    let s = stats(&c);
+    assert!(s.dropped_writes > 0, "{s:?}");
+    assert_eq!(c.len(), 200, "every add succeeded locally");
+    server.thaw();
+}

@@ -3,7 +3,8 @@
 //! `threshold` failures in a row (lookups that timed out or failed, connection attempts that
 //! failed) open it for `cooldown`: lookups are then answered at once as misses (`take`: `None`)
 //! without being sent. After the cooldown it is half open: lookups go out again, the first
-//! success closes it, and one more failure opens it for another cooldown. Writes and removals
+//! success closes it, and one more failure opens it for another cooldown. Any round trip
+//! answered within the read budget closes it, including the I/O thread's batches of writes. Writes and removals
 //! are queued whatever its state (the I/O thread sends them when it can).
 
 use std::time::{Duration, Instant};
@@ -45,10 +46,14 @@ impl Breaker {
         !self.allows()
     }
 
+    /// A round trip answered within the read budget: closes it.
     pub(crate) fn success(&self) {
         // Relaxed: as in `allows`.
         if self.failures.load(Relaxed) != 0 {
             self.failures.store(0, Relaxed);
+        }
+        if self.open_until.load(Relaxed) != 0 {
+            self.open_until.store(0, Relaxed);
         }
     }
 
@@ -86,6 +91,12 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         b.success();
         b.failure();
+        assert!(b.allows());
+        // a success closes an open breaker at once
+        b.failure();
+        b.failure();
+        assert!(b.is_open());
+        b.success();
         assert!(b.allows());
     }
 }

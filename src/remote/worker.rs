@@ -315,6 +315,7 @@ impl Worker {
         let sends = expect
             .iter()
             .any(|e| !matches!(e, Expect::Skipped | Expect::Sync(_)));
+        let sent_at = Instant::now();
         let result = match self.connection() {
             // Nothing to send (only syncs, or lookups whose callers gave up): the connection is
             // up, which is all a sync asks.
@@ -322,6 +323,7 @@ impl Worker {
             Some(conn) => pipe.query::<Vec<Value>>(conn).map_err(|_| ()),
             None => Err(()),
         };
+        let prompt = sent_at.elapsed() <= self.core.cfg.read_budget;
         let core = Arc::clone(&self.core);
         let stats = &core.stats;
         let values = match result {
@@ -344,6 +346,10 @@ impl Worker {
                 return;
             }
         };
+        if sends && prompt {
+            // A round trip went through within the budget: the server is answering again.
+            core.breaker.success();
+        }
         let mut at = 0;
         let get = |i: usize| values.get(i).cloned().unwrap_or(Value::Nil);
         for e in expect {
