@@ -88,7 +88,8 @@ impl<S: Session> SessionCache<S> {
     /// Returns the live session cached under `session.id()`, or, when there is none (or only an
     /// expired one), caches `session` and returns it. Never replaces a live entry: of any number
     /// of racing `get_or_add`s of one id, all get the same session. Counts as an insert when it
-    /// inserts, and nothing otherwise; `session` is dropped when another is returned.
+    /// inserts, and nothing otherwise; `session` is dropped when another is returned. With a fleet
+    /// tier (feature `redis`) it acts on the local cache only.
     ///
     /// ```
     /// use session_cache::{Session, SessionCache};
@@ -138,7 +139,7 @@ impl<S: Session> SessionCache<S> {
             Lookup::Hit(session) => Some(session),
             Lookup::Expired | Lookup::Miss => None,
         };
-        self.remote.take(id, local)
+        self.remote.take(&self.policy, id, local)
     }
 
     /// Looks up `id` for resumption.
@@ -254,13 +255,15 @@ impl<S: Session> SessionCache<S> {
     }
 
     /// Removes every expired entry (`SSL_CTX_flush_sessions(ctx, now)`): each is marked not
-    /// resumable and reported as `Expired`. Returns how many were removed.
+    /// resumable and reported as `Expired`. Returns how many were removed. With a fleet tier
+    /// (feature `redis`) it acts on the local cache only: Redis expires its copies by TTL.
     pub fn flush_expired(&self) -> usize {
         self.policy.flush_expired()
     }
 
     /// Removes every entry (`SSL_CTX_flush_sessions(ctx, 0)`): each is marked not resumable and
-    /// reported as `Cleared`.
+    /// reported as `Cleared`. With a fleet tier (feature `redis`) it acts on the local cache
+    /// only; the sessions stay in Redis for the other nodes.
     pub fn clear(&self) {
         self.policy.clear()
     }

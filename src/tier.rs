@@ -45,7 +45,12 @@ mod none {
         }
 
         #[inline(always)]
-        pub(crate) fn take(&self, _: &[u8], local: Option<Arc<S>>) -> Option<Arc<S>> {
+        pub(crate) fn take(
+            &self,
+            _: &Policy<S>,
+            _: &[u8],
+            local: Option<Arc<S>>,
+        ) -> Option<Arc<S>> {
             local
         }
 

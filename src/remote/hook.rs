@@ -107,11 +107,16 @@ impl<S: Session> TierSlot<S> {
 
     /// `take`, after the local take gave `local`: single use decided by Redis (`GETDEL`).
     #[inline]
-    pub(crate) fn take(&self, id: &[u8], local: Option<Arc<S>>) -> Option<Arc<S>> {
+    pub(crate) fn take(
+        &self,
+        policy: &Policy<S>,
+        id: &[u8],
+        local: Option<Arc<S>>,
+    ) -> Option<Arc<S>> {
         let Some(b) = &self.bound else {
             return local;
         };
-        if id.is_empty() {
+        if id.is_empty() || id.len() > policy.max_id_len() {
             return None;
         }
         let have_local = local.is_some();

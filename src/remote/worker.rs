@@ -244,9 +244,10 @@ impl Worker {
     /// Counts the answers of removals whose two replies start at `values[at]`.
     fn finish_deletes(&self, dels: &[PendingDel], values: &[Value], mut at: usize) -> usize {
         for _ in dels {
-            let failed = values[at..(at + 2).min(values.len())]
-                .iter()
-                .any(|v| matches!(v, Value::ServerError(_)));
+            // Two replies each; a missing one (never expected) counts as a failure.
+            let failed = values.get(at..at + 2).map_or(true, |r| {
+                r.iter().any(|v| matches!(v, Value::ServerError(_)))
+            });
             if failed {
                 Counters::bump(&self.core.stats.errors);
             } else {
