@@ -124,6 +124,15 @@ fn missing_key_bad_url_and_namespace_are_errors_unreachable_is_not() {
             .build(),
         Err(RemoteError::InvalidNamespace(_))
     ));
+    let bad_pem = RedisTier::builder("rediss://localhost:1/")
+        .encryption_key(KEY)
+        .tls_root_certificate(b"not a certificate".to_vec())
+        .build();
+    eprintln!("a root certificate that is not PEM: {bad_pem:?}");
+    assert!(matches!(
+        bad_pem,
+        Err(RemoteError::Tls(_) | RemoteError::InvalidUrl(_))
+    ));
     // Nothing listens on port 1: built, and degrades.
     let c = node_with(
         "redis://127.0.0.1:1/",

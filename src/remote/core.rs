@@ -96,6 +96,15 @@ impl RedisTier {
     }
 
     pub(crate) fn start(cfg: Config) -> Result<Self, RemoteError> {
+        if let Some(pem) = &cfg.tls_root_pem {
+            use rustls::pki_types::{pem::PemObject, CertificateDer};
+            let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+            match certs {
+                Ok(c) if !c.is_empty() => {}
+                Ok(_) => return Err(RemoteError::Tls("no certificate in the root PEM".into())),
+                Err(e) => return Err(RemoteError::Tls(format!("root PEM: {e}"))),
+            }
+        }
         let client = match &cfg.tls_root_pem {
             Some(pem) => redis::Client::build_with_tls(
                 cfg.url.as_str(),
