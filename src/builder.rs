@@ -51,6 +51,8 @@ pub struct Builder<S: Session> {
     on_remove: Option<RemoveCallback<S>>,
     on_miss: Option<MissHandler<S>>,
     hash_seed: Option<u64>,
+    /// The fleet tier (`Builder::remote`, feature `redis`).
+    pub(crate) remote: crate::tier::TierSlot<S>,
 }
 
 impl<S: Session> core::fmt::Debug for Builder<S> {
@@ -77,6 +79,7 @@ impl<S: Session> Default for Builder<S> {
             on_remove: None,
             on_miss: None,
             hash_seed: None,
+            remote: Default::default(),
         }
     }
 }
@@ -157,6 +160,7 @@ impl<S: Session> Builder<S> {
                 self.hash_seed,
             ),
             on_miss: self.on_miss,
+            remote: self.remote,
         }
     }
 }

@@ -35,6 +35,8 @@ use crate::{AddError, Added, CacheMode, Session, Stats};
 pub struct SessionCache<S: Session> {
     pub(crate) policy: Policy<S>,
     pub(crate) on_miss: Option<MissHandler<S>>,
+    /// The fleet tier, if any (feature `redis`): one hook per operation below.
+    pub(crate) remote: crate::tier::TierSlot<S>,
 }
 
 impl<S: Session> Default for SessionCache<S> {
@@ -80,13 +82,14 @@ impl<S: Session> SessionCache<S> {
     /// Like [`add`](Self::add), saying what happened, or why the session was refused.
     pub fn try_add(&self, session: Arc<S>) -> Result<Added, AddError> {
         let refresh = self.mode().contains(CacheMode::UPDATE_TIME);
-        self.policy.insert(session, refresh)
+        self.remote.add(&self.policy, session, refresh)
     }
 
     /// Returns the live session cached under `session.id()`, or, when there is none (or only an
     /// expired one), caches `session` and returns it. Never replaces a live entry: of any number
     /// of racing `get_or_add`s of one id, all get the same session. Counts as an insert when it
-    /// inserts, and nothing otherwise; `session` is dropped when another is returned.
+    /// inserts, and nothing otherwise; `session` is dropped when another is returned. With a fleet
+    /// tier (feature `redis`) it acts on the local cache only.
     ///
     /// ```
     /// use session_cache::{Session, SessionCache};
@@ -116,22 +119,27 @@ impl<S: Session> SessionCache<S> {
             return false;
         }
         session.set_not_resumable();
-        self.policy.remove(id)
+        let removed = self.policy.remove(id);
+        self.remote.removed(&self.policy, id, session.timeout());
+        removed
     }
 
     /// Removes whatever is cached under `id`; `true` if something was. Marks nothing.
     pub fn remove_id(&self, id: &[u8]) -> bool {
-        self.policy.remove(id)
+        let removed = self.policy.remove(id);
+        self.remote.removed(&self.policy, id, None);
+        removed
     }
 
     /// Removes and returns the session cached under `id`: a single-use lookup (rustls's
     /// `take`, TLS 1.3 anti-replay). Counts a hit, a miss or a timeout like `get`, but never
     /// consults `on_miss` and ignores the mode.
     pub fn take(&self, id: &[u8]) -> Option<Arc<S>> {
-        match self.policy.take(id) {
+        let local = match self.policy.take(id) {
             Lookup::Hit(session) => Some(session),
             Lookup::Expired | Lookup::Miss => None,
-        }
+        };
+        self.remote.take(&self.policy, id, local)
     }
 
     /// Looks up `id` for resumption.
@@ -144,6 +152,7 @@ impl<S: Session> SessionCache<S> {
     pub fn get(&self, id: &[u8]) -> Option<Arc<S>> {
         let mode = self.mode();
         if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {
+            self.remote.apply_invalidations(&self.policy);
             match self.policy.get(id) {
                 Lookup::Hit(session) => return Some(session),
                 Lookup::Expired => return None,
@@ -160,6 +169,7 @@ impl<S: Session> SessionCache<S> {
         if self.mode().contains(CacheMode::NO_INTERNAL_LOOKUP) {
             return None;
         }
+        self.remote.apply_invalidations(&self.policy);
         match self.policy.get_with(id, f) {
             Lookup::Hit(r) => Some(r),
             Lookup::Expired | Lookup::Miss => None,
@@ -167,6 +177,9 @@ impl<S: Session> SessionCache<S> {
     }
 
     fn ask_second_tier(&self, id: &[u8], mode: CacheMode) -> Option<Arc<S>> {
+        if let Some(session) = self.remote.fetch(&self.policy, id, mode) {
+            return Some(session);
+        }
         let on_miss = self.on_miss.as_ref()?;
         let session = on_miss(id)?;
         self.policy.count_cb_hit();
@@ -181,6 +194,7 @@ impl<S: Session> SessionCache<S> {
 
     /// Whether a live session is cached under `id`. Counts nothing and removes nothing.
     pub fn contains(&self, id: &[u8]) -> bool {
+        self.remote.apply_invalidations(&self.policy);
         self.policy.contains(id)
     }
 
@@ -241,13 +255,15 @@ impl<S: Session> SessionCache<S> {
     }
 
     /// Removes every expired entry (`SSL_CTX_flush_sessions(ctx, now)`): each is marked not
-    /// resumable and reported as `Expired`. Returns how many were removed.
+    /// resumable and reported as `Expired`. Returns how many were removed. With a fleet tier
+    /// (feature `redis`) it acts on the local cache only: Redis expires its copies by TTL.
     pub fn flush_expired(&self) -> usize {
         self.policy.flush_expired()
     }
 
     /// Removes every entry (`SSL_CTX_flush_sessions(ctx, 0)`): each is marked not resumable and
-    /// reported as `Cleared`.
+    /// reported as `Cleared`. With a fleet tier (feature `redis`) it acts on the local cache
+    /// only; the sessions stay in Redis for the other nodes.
     pub fn clear(&self) {
         self.policy.clear()
     }

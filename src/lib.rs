@@ -84,8 +84,11 @@ mod mode;
 mod policy;
 mod raw;
 mod reclaim;
+#[cfg(feature = "redis")]
+pub mod remote;
 mod session;
 mod stats;
+mod tier;
 #[cfg(feature = "work-stats")]
 #[doc(hidden)]
 pub mod work;

@@ -84,6 +84,10 @@ use openssl::ssl::{
 use crate::loom::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crate::{CacheMode, Session, SessionCache, Stats};
 
+// The fleet tier: sessions travel as DER.
+#[cfg(feature = "redis")]
+mod remote;
+
 /// The identity of one adapter (shared by its clones). Only its address is ever used; every
 /// stamp holds a counted reference, so the address cannot be reused while a stamp exists.
 #[derive(Debug)]

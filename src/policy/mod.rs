@@ -200,7 +200,23 @@ impl<S: Session> Policy<S> {
         let on_existing = OnExisting::Replace {
             refresh_rank: refresh,
         };
-        self.insert_with(session, on_existing)
+        self.insert_with(session, on_existing, None)
+            .map(|(added, _)| added)
+    }
+
+    /// Like [`insert`](Self::insert) (replacing), but the entry lives `lifetime` from now
+    /// whatever the session's own timeout: a session fetched from a second tier keeps only
+    /// the lifetime it has left.
+    #[cfg(feature = "redis")]
+    pub(crate) fn insert_for(
+        &self,
+        session: Arc<S>,
+        lifetime: Duration,
+    ) -> Result<Added, AddError> {
+        let on_existing = OnExisting::Replace {
+            refresh_rank: false,
+        };
+        self.insert_with(session, on_existing, Some(duration_to_nanos(lifetime)))
             .map(|(added, _)| added)
     }
 
@@ -210,7 +226,7 @@ impl<S: Session> Policy<S> {
         let live_from = self.now();
         let keep = OnExisting::KeepLive { live_from };
         let candidate = Arc::clone(&session);
-        self.insert_with(session, keep)
+        self.insert_with(session, keep, None)
             .map(|(_, kept)| kept.unwrap_or(candidate))
     }
 
@@ -219,12 +235,15 @@ impl<S: Session> Policy<S> {
         &self,
         session: Arc<S>,
         on_existing: OnExisting,
+        lifetime: Option<u64>,
     ) -> Result<(Added, Option<Arc<S>>), AddError> {
         self.check_id(session.id())?;
         let now = self.now();
-        let lifetime = session
-            .timeout()
-            .map_or_else(|| self.settings.timeout.load(Acquire), duration_to_nanos);
+        let lifetime = lifetime.unwrap_or_else(|| {
+            session
+                .timeout()
+                .map_or_else(|| self.settings.timeout.load(Acquire), duration_to_nanos)
+        });
         let rank = now.saturating_add(lifetime);
         let stripe = self.counters.local();
         // The eviction tie-break: order of adds within this stripe.
