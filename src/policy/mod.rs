@@ -33,7 +33,7 @@ use crate::loom::sync::atomic::{
     AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
-use crate::raw::{Found, Fresh, Insert, OnExisting, Order, RawTable};
+use crate::raw::{rank_hint, Found, Fresh, Insert, OnExisting, Order, RawTable};
 use crate::reclaim::{Guard, Pinned};
 use crate::{AddError, Added, CacheMode, RemovalCause, Session, Stats};
 
@@ -341,6 +341,7 @@ impl<S: Session> Policy<S> {
         let stripe = self.counters.local();
         let buckets = self.table.bucket_count(guard);
         let exact = buckets <= EXACT_BUCKETS;
+        let now_hint = rank_hint(now);
         while owed > 0 && self.counters.len() > capacity {
             let mut victim: Option<Found<'g, S>> = None;
             let mut candidates = 0;
@@ -359,17 +360,27 @@ impl<S: Session> Policy<S> {
                 for b in 0..window {
                     self.table
                         .for_each_in_bucket(start.wrapping_add(b), guard, |found| {
-                            if auto_clear && now > found.rank() {
+                            // The slot's rank hint decides without touching the entry where it
+                            // can: it rules expiry out when it is later than now's, and orders
+                            // candidates whose hints differ; the rest is read from the entry.
+                            let hint = found.rank_hint();
+                            if auto_clear && hint <= now_hint && now > found.rank() {
                                 if self.unlink(&found, RemovalCause::Expired, guard, removed) {
                                     owed = owed.saturating_sub(1);
                                 }
                                 return;
                             }
                             candidates += 1;
+                            let sooner = victim.as_ref().map_or(true, |v| {
+                                let other = v.rank_hint();
+                                if hint == other {
+                                    found.goes_before(v)
+                                } else {
+                                    hint < other
+                                }
+                            });
                             // The key comparison only for an entry that would become the victim.
-                            if victim.as_ref().map_or(true, |v| found.goes_before(v))
-                                && !found.shares_key_with(fresh)
-                            {
+                            if sooner && !found.shares_key_with(fresh) {
                                 victim = Some(found);
                             }
                         });

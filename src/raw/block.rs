@@ -4,18 +4,32 @@
 
 use core::mem::MaybeUninit;
 
-use crate::loom::sync::atomic::{AtomicU8, Ordering};
+use crate::loom::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use crate::reclaim::{Atomic, Owned};
 
 use super::entry::Entry;
 
-/// One slot: a word pointing to an entry (tagged `DEAD` / `FROZEN`), and the tag of its key.
+/// One slot: a word pointing to an entry (tagged `DEAD` / `FROZEN`), the tag of its key, and a
+/// hint of its entry's rank; 16 bytes.
 pub(crate) struct Slot<T> {
     pub(crate) word: Atomic<Entry<T>>,
     /// 0 until the claimer of the slot writes the tag of its key's hash. A slot's key never
     /// changes within a block, so any non-zero tag is correct forever; a zero tag only means
     /// "look at the entry".
     tag: AtomicU8,
+    /// [`rank_hint`] of the entry last installed here, written just after the CAS that
+    /// installed it: eviction scans compare these instead of dereferencing every entry. It may
+    /// lag the word while another thread's write is in flight, so it only orders candidates and
+    /// rules expiry *out*; whatever it rules in is confirmed on the entry. Never written in loom
+    /// builds (always 0: every comparison falls through to the entries).
+    hint: AtomicU32,
+}
+
+/// The rank hint of `rank`: its high bits (units of about 4.2 ms, the coarse clock's
+/// resolution), saturating. Monotone: a smaller hint means a smaller rank.
+#[inline]
+pub(crate) fn rank_hint(rank: u64) -> u32 {
+    u32::try_from(rank >> 22).unwrap_or(u32::MAX)
 }
 
 impl<T> Slot<T> {
@@ -26,6 +40,23 @@ impl<T> Slot<T> {
         // the slot out; a stale 0 only costs that comparison.
         let t = self.tag.load(Ordering::Relaxed);
         t == 0 || t == tag
+    }
+
+    /// The rank hint of the slot's entry (see the field).
+    #[inline]
+    pub(crate) fn hint(&self) -> u32 {
+        // Relaxed: a hint; see the field.
+        self.hint.load(Ordering::Relaxed)
+    }
+
+    /// Records the rank of the entry just installed in this slot.
+    #[inline]
+    pub(crate) fn set_hint(&self, rank: u64) {
+        #[cfg(not(session_cache_loom))]
+        // Relaxed: a hint; see the field.
+        self.hint.store(rank_hint(rank), Ordering::Relaxed);
+        #[cfg(session_cache_loom)]
+        let _ = rank;
     }
 
     /// The tag written for this slot's key, or 0.
@@ -53,6 +84,7 @@ pub(crate) fn new_block<T>(width: usize) -> Owned<Block<T>> {
         slot.write(Slot {
             word: Atomic::null(),
             tag: AtomicU8::new(0),
+            hint: AtomicU32::new(0),
         });
     }
     block

@@ -86,7 +86,8 @@ use crate::loom::sync::atomic::AtomicUsize;
 use crate::loom::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use crate::reclaim::{Atomic, Guard, Owned, Pinned, Pointer, Reclaimer, Retired, Shared};
 
-use self::block::{new_block, tag_of, Block, Slots};
+pub(crate) use self::block::rank_hint;
+use self::block::{new_block, tag_of, Block, Slot, Slots};
 pub(crate) use self::entry::clone_arc;
 use self::entry::{alloc_entry, Entry, DEAD, FROZEN};
 
@@ -134,7 +135,7 @@ pub(crate) struct Fresh<'g, T> {
 
 /// A live entry seen under a guard.
 pub(crate) struct Found<'g, T> {
-    slot: &'g Atomic<Entry<T>>,
+    slot: &'g Slot<T>,
     /// Untagged: the value a CAS on `slot` expects if nothing changed.
     entry: Shared<'g, Entry<T>>,
 }
@@ -165,6 +166,13 @@ impl<'g, T> Found<'g, T> {
     #[inline]
     pub(crate) fn rank(&self) -> u64 {
         self.entry().rank()
+    }
+
+    /// The slot's hint of the entry's rank ([`block::rank_hint`]): may lag the entry while a
+    /// write to the slot is in flight; 0 in loom builds.
+    #[inline]
+    pub(crate) fn rank_hint(&self) -> u32 {
+        self.slot.hint()
     }
 
     /// Insertion order among equal ranks, compared with wrapping arithmetic: see
@@ -381,7 +389,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             return None;
         }
         Some(Found {
-            slot: &b.slot(i).word,
+            slot: b.slot(i),
             entry: word.with_tag(0),
         })
     }
@@ -496,6 +504,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                     {
                         Ok(published) => {
                             b.slot(i).set_tag(tag);
+                            b.slot(i).set_hint(rank);
                             return Insert::New(Fresh { entry: published });
                         }
                         // Someone claimed it (or froze it): look again.
@@ -514,6 +523,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 new.set_order(rank, seq);
                 match slot.compare_exchange(word, new, AcqRel, Acquire, guard) {
                     Ok(published) => {
+                        b.slot(i).set_hint(rank);
                         // SAFETY: the dead entry is unlinked; its value was released when it
                         // died, so only the entry itself is freed.
                         unsafe { self.retire_entry(word.with_tag(0), guard) };
@@ -541,12 +551,16 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             // rank, or it would stay cached expired.
             let keep_rank =
                 identical && !refresh_rank && matches!(on_existing, OnExisting::Replace { .. });
-            new.set_order(if keep_rank { old.rank() } else { rank }, seq);
+            let new_rank = if keep_rank { old.rank() } else { rank };
+            new.set_order(new_rank, seq);
             #[cfg(not(session_cache_mutant = "relaxed_publish"))]
             let cas = slot.compare_exchange(word, new, AcqRel, Acquire, guard);
             // Mutant (loom-tests/README.md): publish the replacing entry without Release.
             #[cfg(session_cache_mutant = "relaxed_publish")]
             let cas = slot.compare_exchange(word, new, Relaxed, Relaxed, guard);
+            if cas.is_ok() {
+                b.slot(i).set_hint(new_rank);
+            }
             match cas {
                 Ok(_) if identical => {
                     // SAFETY: two counts exist, the old entry's (now the new entry's) and the
@@ -593,6 +607,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     ) -> Result<Shared<'g, Entry<T>>, Owned<Entry<T>>> {
         let fresh = new_block(BLOCK_WIDTH);
         // Relaxed: the block is published by the `AcqRel` CAS below.
+        fresh.slot(0).set_hint(new.rank());
         fresh.slot(0).word.store(new, Relaxed);
         fresh.slot(0).set_tag(tag);
         match bucket.compare_exchange(Shared::null(), fresh, AcqRel, Acquire, guard) {
@@ -628,7 +643,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// Eviction and expiry use this, so they never remove a value that just replaced the one
     /// they judged.
     pub(crate) fn remove_found(&self, found: &Found<'_, T>, guard: &Guard) -> Option<Arc<T>> {
-        if let Some(value) = self.kill(found.slot, found.entry, guard) {
+        if let Some(value) = self.kill(&found.slot.word, found.entry, guard) {
             return Some(value);
         }
         // The slot changed: the entry is gone, or its block was frozen and the entry moved to
@@ -734,7 +749,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             }
             if word.tag() & DEAD == 0 {
                 f(Found {
-                    slot: &slot.word,
+                    slot,
                     entry: word.with_tag(0),
                 });
             }
@@ -799,6 +814,9 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
                 nb.slot(j).word.store(word.with_tag(0), Relaxed);
                 nb.slot(j).set_tag(tag);
+                // SAFETY: non-null, loaded under `guard`. (The old slot's hint may lag its
+                // word: the entry's own rank is the one to copy.)
+                nb.slot(j).set_hint(unsafe { word.deref() }.rank());
                 j += 1;
             }
         }
