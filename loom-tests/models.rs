@@ -1,5 +1,5 @@
-//! One or more models per hazard. Each names the mutant (`--cfg session_cache_mutant="..."`,
-//! see loom-tests/README.md) that makes it fail.
+//! One or more models per hazard (docs/design.md, "Hazards"). A `// mutant:` line above a model
+//! names the fault (`--cfg session_cache_mutant="..."`) it must catch.
 
 use crate::{model, World};
 use loom::sync::atomic::AtomicBool;
@@ -19,7 +19,7 @@ fn unwrap<T>(a: Arc<T>) -> T {
     Arc::try_unwrap(a).ok().expect("threads joined")
 }
 
-// ---- 1. same-id adds of different objects (mutant: claim_store) ----------------------------
+// ---- 1. same-id adds of different objects ---------------------------------------------------
 
 fn same_id_adds(n: usize) {
     let mut w = World::default();
@@ -61,6 +61,8 @@ fn same_id_adds(n: usize) {
     w.finish(unwrap(cache));
 }
 
+// mutant: claim_store: claiming an empty slot is a load + CAS on whatever was loaded, i.e. a
+//   store that can overwrite another thread's claim
 #[test]
 fn t2_same_id_adds_of_different_objects() {
     model("t2_same_id_adds_of_different_objects", || same_id_adds(2));
@@ -71,7 +73,7 @@ fn t3_same_id_adds_of_different_objects() {
     model("t3_same_id_adds_of_different_objects", || same_id_adds(3));
 }
 
-// ---- 2. identical re-add racing a replace (mutant: identical_rc) ---------------------------
+// ---- 2. identical re-add racing a replace ---------------------------------------------------
 
 fn identical_readd_vs_replace(reader: bool) {
     let mut w = World::default();
@@ -118,6 +120,7 @@ fn identical_readd_vs_replace(reader: bool) {
     w.finish(unwrap(cache));
 }
 
+// mutant: identical_rc: an identical re-add keeps the caller's strong count (a leak)
 #[test]
 fn t2_identical_readd_vs_replace() {
     model("t2_identical_readd_vs_replace", || {
@@ -132,7 +135,7 @@ fn t3_identical_readd_vs_replace_vs_get() {
     });
 }
 
-// ---- 3. add vs remove (mutant: relaxed_publish) --------------------------------------------
+// ---- 3. add vs remove -----------------------------------------------------------------------
 
 fn add_vs_remove(prefill: bool) {
     let mut w = World::default();
@@ -180,13 +183,17 @@ fn t2_add_vs_remove() {
     model("t2_add_vs_remove", || add_vs_remove(false));
 }
 
+// mutant: relaxed_publish: the CAS that installs a replacing entry is `Relaxed`, so a remover
+//   reads the entry's fields without happens-before (loom: causality violation)
 #[test]
 fn t2_replace_vs_remove() {
     model("t2_replace_vs_remove", || add_vs_remove(true));
 }
 
-// ---- 4. get vs replace, the reader holding the old Arc (mutant: eager_release) ------------
+// ---- 4. get vs replace, the reader holding the old Arc --------------------------------------
 
+// mutant: eager_release (epoch): a replaced value's count is released at once instead of
+//   deferred, freeing it under a reader
 #[test]
 fn t2_get_vs_replace_reader_holds_old_arc() {
     model("t2_get_vs_replace_reader_holds_old_arc", || {
@@ -239,7 +246,7 @@ fn t2_get_vs_replace_reader_holds_old_arc() {
     });
 }
 
-// ---- 5. remove vs remove vs take: exactly one wins (mutant: kill_store) --------------------
+// ---- 5. remove vs remove vs take: exactly one wins ------------------------------------------
 
 fn remove_race(three: bool) {
     let mut w = World::default();
@@ -282,12 +289,14 @@ fn t2_remove_vs_take() {
     model("t2_remove_vs_take", || remove_race(false));
 }
 
+// mutant: kill_store: removal stores the `DEAD` tag instead of CASing it, so two removers both
+//   win
 #[test]
 fn t3_remove_vs_remove_vs_take() {
     model("t3_remove_vs_remove_vs_take", || remove_race(true));
 }
 
-// ---- 6. eviction vs replace (mutant: evict_by_key) -----------------------------------------
+// ---- 6. eviction vs replace -----------------------------------------------------------------
 
 #[test]
 fn t2_eviction_vs_replace() {
@@ -296,6 +305,8 @@ fn t2_eviction_vs_replace() {
 
 /// The same race, checking only that the fresh replacement is never the victim (so that the
 /// `evict_by_key` mutant is told apart from the capacity bug `t2_eviction_vs_replace` shows).
+// mutant: evict_by_key: an eviction whose victim was replaced meanwhile removes whatever now
+//   holds the key (the fresh, latest-expiring replacement)
 #[test]
 fn t2_eviction_never_takes_a_fresh_replacement() {
     model("t2_eviction_never_takes_a_fresh_replacement", || {
@@ -365,7 +376,7 @@ fn eviction_vs_replace(check_len: bool) {
     }
 }
 
-// ---- 7. an add or remove racing a bucket rebuild (mutant: no_freeze) -----------------------
+// ---- 7. an add or remove racing a bucket rebuild --------------------------------------------
 
 /// Block [k1, k2 DEAD]: the next new id finds no free slot and rebuilds the bucket.
 fn rebuild_race(third: bool) {
@@ -403,6 +414,8 @@ fn rebuild_race(third: bool) {
     w.finish(unwrap(cache));
 }
 
+// mutant: no_freeze: the rebuild reads the live set without freezing the slots, so a remove
+//   completed in the old block is undone in the new one
 #[test]
 fn t2_add_and_remove_racing_a_rebuild() {
     model("t2_add_and_remove_racing_a_rebuild", || rebuild_race(false));
@@ -415,8 +428,10 @@ fn t3_two_adds_and_a_remove_racing_a_rebuild() {
     });
 }
 
-// ---- 8. a reader on a frozen block vs a remove completed in the new block (mutant: copy_dead)
+// ---- 8. a reader on a frozen block vs a remove completed in the new block -------------------
 
+// mutant: copy_dead: the rebuild copies `DEAD` entries as live, so a remove that returned before
+//   the reader started is undone in its eyes
 #[test]
 fn t3_reader_on_frozen_block_vs_completed_remove() {
     model("t3_reader_on_frozen_block_vs_completed_remove", || {
@@ -460,7 +475,7 @@ fn t3_reader_on_frozen_block_vs_completed_remove() {
     });
 }
 
-// ---- 9. growth racing writers (mutant: no_freeze) -------------------------------------------
+// ---- 9. growth racing writers ---------------------------------------------------------------
 
 /// Block [k1, k2] all live: the next new id rebuilds it into a wider block.
 fn growth_race(third: bool) {
@@ -546,11 +561,13 @@ fn t2_eviction_loses_race_to_replace() {
     });
 }
 
-// ---- an add never evicts its own id (mutant: evict_own_id) --------------------------------
+// ---- an add never evicts its own id ---------------------------------------------------------
 
 /// Two adds of one new id into a full cache: whichever inserts evicts, and it must spare the
 /// id it added even when the other add replaced its entry in between (the replacement expires
 /// sooner than the only other entry, so a scan that spared just its own entry would take it).
+// mutant: evict_own_id: the eviction scan spares only the entry the add installed, not its id, so
+//   a racing replacement of that id can be evicted
 #[test]
 fn t2_add_never_evicts_its_own_id() {
     model("t2_add_never_evicts_its_own_id", || {

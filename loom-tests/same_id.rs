@@ -6,14 +6,15 @@ use std::sync::Arc;
 use loom::thread;
 use session_cache::SessionCache;
 
-use crate::support::{model, S};
+use crate::{counted, model, TestSession};
 
 #[test]
 fn t2_two_adds_of_one_id_exact_totals() {
-    model(|drops| {
-        let cache: Arc<SessionCache<S>> = Arc::new(SessionCache::builder().capacity(4).build());
-        let a = drops.session(b"k", 1);
-        let b = drops.session(b"k", 2);
+    model("t2_two_adds_of_one_id_exact_totals", || {
+        let cache: Arc<SessionCache<TestSession>> =
+            Arc::new(SessionCache::builder().capacity(4).build());
+        let a = counted(b"k", 1);
+        let b = counted(b"k", 2);
         let c2 = cache.clone();
         let t = thread::spawn(move || c2.add(b));
         let ra = cache.add(a);
@@ -24,15 +25,17 @@ fn t2_two_adds_of_one_id_exact_totals() {
         assert_eq!((st.inserts, st.replacements), (1, 1));
         let kept = cache.get(b"k").expect("cached").serial;
         assert!(kept == 1 || kept == 2);
+        cache.check_invariants();
     });
 }
 
 #[test]
 fn t2_get_or_add_racers_agree() {
-    model(|drops| {
-        let cache: Arc<SessionCache<S>> = Arc::new(SessionCache::builder().capacity(4).build());
-        let a = drops.session(b"k", 1);
-        let b = drops.session(b"k", 2);
+    model("t2_get_or_add_racers_agree", || {
+        let cache: Arc<SessionCache<TestSession>> =
+            Arc::new(SessionCache::builder().capacity(4).build());
+        let a = counted(b"k", 1);
+        let b = counted(b"k", 2);
         let c2 = cache.clone();
         let t = thread::spawn(move || c2.get_or_add(b).unwrap().serial);
         let ra = cache.get_or_add(a).unwrap().serial;
@@ -41,5 +44,6 @@ fn t2_get_or_add_racers_agree() {
         assert_eq!(cache.get(b"k").unwrap().serial, ra);
         let st = cache.stats();
         assert_eq!((st.inserts, st.replacements, st.entries), (1, 0, 1));
+        cache.check_invariants();
     });
 }

@@ -4,16 +4,8 @@
 //! that finds the cache entry a write goes to (a write to a live entry is never lost).
 //!
 //! The ring touches no cache and no reclaimer, so its models are the same in both builds of the
-//! gate. Values count their drops in std atomics (not modelled: they only record, as in
-//! `support.rs`). Each model has a mutant, a fault in the code under
-//! `--cfg session_cache_mutant="..."` that it must catch:
-//!
-//! | model | mutant |
-//! |---|---|
-//! | `t2_ring_take_once` | `ring_take_load`: take is a load then a store of null |
-//! | `t2_ring_inserts_racing_a_take` | `ring_insert_store`: insert overwrites the displaced ticket |
-//! | `t2_ring_insert_racing_retire` | `ring_no_recheck`: insert does not look at the flag again |
-//! | `t2_client_entry_write_is_never_lost` | `replace_retired`: a writer that meets a retired entry `add`s a fresh one |
+//! gate. Values count their drops in std atomics (not modelled: they only record). Each model
+//! has a mutant, a fault in the code it must catch, on the `// mutant:` line above it.
 
 use session_cache::integrations::{live_entry, TicketRing};
 use session_cache::{Session, SessionCache};
@@ -69,6 +61,7 @@ fn run_bounded(name: &str, epoch_bound: usize, f: impl Fn() + Sync + Send + 'sta
 }
 
 /// Two takers of the one ticket in the ring: exactly one gets it, and it is dropped once.
+// mutant: ring_take_load: take is a load then a store of null, so two takers both get the ticket
 #[test]
 fn t2_ring_take_once() {
     run("t2_ring_take_once", || {
@@ -97,6 +90,7 @@ fn t2_ring_take_once() {
 /// A ring of two slots holding ticket 1; one thread inserts 2 and 3 (the third insert wraps
 /// onto 1's slot), the other takes. Every ticket comes out exactly once: taken, displaced, or
 /// left in the ring, and is dropped exactly once.
+// mutant: ring_insert_store: insert overwrites the ticket it displaces instead of handing it back
 #[test]
 fn t2_ring_inserts_racing_a_take() {
     run("t2_ring_inserts_racing_a_take", || {
@@ -124,6 +118,7 @@ fn t2_ring_inserts_racing_a_take() {
 
 /// An insert racing the ring's retirement: when both have returned, the ticket has been
 /// dropped (by the retirement, by the insert's second look, or handed back), none is left.
+// mutant: ring_no_recheck: insert does not look at the retired flag again after its write
 #[test]
 fn t2_ring_insert_racing_retire() {
     run("t2_ring_insert_racing_retire", || {
@@ -189,6 +184,7 @@ fn write(cache: &SessionCache<Entry>, key: &[u8], bit: usize) {
 /// new entry and writes 4 to it, and A, seeing its entry retired, `add`s a fresh one over C's.
 /// That interleaving takes 3 preemptions; on the real collector the model runs at bound 2 (at 3
 /// it explores ~290 000 executions, minutes), the drop-at-end build checks it at the gate's bound.
+// mutant: replace_retired: a writer that meets a retired entry `add`s a fresh one over the live one
 #[test]
 fn t2_client_entry_write_is_never_lost() {
     run_bounded("t2_client_entry_write_is_never_lost", 2, || {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every concurrent test many times in a row and counts failures: the stable concurrent
-# suites (tests/stress.rs, the concurrent fuzz replay), the long model runs with a fresh random
-# input stream each time (tests/model_stress.rs prints its STRESS_SEED so a failure replays),
+# suites (tests/concurrent_ops.rs, the concurrent fuzz replay), the long model runs with a fresh
+# random input stream each time (tests/model_long.rs prints its STRESS_SEED so a failure replays),
 # and, with cargo-fuzz on a nightly toolchain, short fuzz runs of each target.
 #
 #   scripts/soak.sh                 # 50 runs of each
@@ -16,7 +16,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-5}
 out=target/soak
 mkdir -p "$out"
 
-bins=$(cargo test --release --test stress --test model_stress --test fuzz_regressions --no-run \
+bins=$(cargo test --profile ci-test --test concurrent_ops --test model_long --test fuzz_regressions --no-run \
   --message-format=json 2>/dev/null | python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
@@ -41,12 +41,12 @@ soak() { # name command...
   echo "$name: $ok/$RUNS passed$([ -n "$load_pid" ] && echo ' (loaded)')"
 }
 
-soak stress "$(bin stress)" --test-threads=1
+soak concurrent_ops "$(bin concurrent_ops)" --test-threads=1
 soak concurrent_regressions "$(bin fuzz_regressions)" concurrent
-soak differential_model_stress "$(bin model_stress)" --ignored differential_model_stress
-soak concurrent_invariants_stress "$(bin model_stress)" --ignored concurrent_invariants_stress
+soak model_long "$(bin model_long)" --ignored model_long_run
+soak concurrent_long "$(bin model_long)" --ignored concurrent_long_run
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
-  for t in differential concurrent; do
+  for t in model concurrent; do
     soak "fuzz-$t" bash -c "cd fuzz && cargo +nightly fuzz run $t -- -max_total_time=$FUZZ_SECONDS -seed=\$RANDOM"
   done
 else

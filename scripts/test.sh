@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs the system packages that the tests of every feature need, when
 # they are missing (Debian: apt-get, as root), then runs the whole suite. CI calls this script.
+# The suite builds with the `ci-test` profile (Cargo.toml): release code with debug assertions
+# and overflow checks on.
 #
 #   openssl              the `openssl s_client` tests
 #   pkg-config libssl-dev   openssl-sys (the OpenSSL adapter and the libssl differential)
@@ -25,4 +27,4 @@ if [ "${#need[@]}" -gt 0 ]; then
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-exec cargo test --release --all-features "$@"
+exec cargo test --profile ci-test --all-features "$@"

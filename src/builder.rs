@@ -87,6 +87,17 @@ impl<S: Session> Default for Builder<S> {
 impl<S: Session> Builder<S> {
     /// The most entries the cache holds (`SSL_CTX_sess_set_cache_size`); 0 means unbounded.
     /// Default 20 480. The bucket array is sized for it; see [`SessionCache::set_capacity`].
+    ///
+    /// ```
+    /// # use session_cache::{Session, SessionCache};
+    /// # use std::sync::Arc;
+    /// # struct Sess(Vec<u8>);
+    /// # impl Session for Sess { fn id(&self) -> &[u8] { &self.0 } }
+    /// let cache = SessionCache::<Sess>::builder().capacity(1).build();
+    /// cache.add(Arc::new(Sess(b"a".to_vec())));
+    /// cache.add(Arc::new(Sess(b"b".to_vec())));
+    /// assert_eq!(cache.len(), 1);
+    /// ```
     pub fn capacity(mut self, n: usize) -> Self {
         self.capacity = n;
         self
@@ -94,18 +105,50 @@ impl<S: Session> Builder<S> {
 
     /// The lifetime of sessions that do not carry their own (`SSL_CTX_set_timeout`). Default
     /// 300 s. `Duration::MAX` means "never expires".
+    ///
+    /// ```
+    /// # use session_cache::{Session, SessionCache};
+    /// # struct Sess(Vec<u8>);
+    /// # impl Session for Sess { fn id(&self) -> &[u8] { &self.0 } }
+    /// use std::time::Duration;
+    /// let cache = SessionCache::<Sess>::builder().timeout(Duration::from_secs(7200)).build();
+    /// assert_eq!(cache.timeout(), Duration::from_secs(7200));
+    /// ```
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self
     }
 
     /// The time source. Default: [`MonotonicClock`].
+    ///
+    /// ```
+    /// # use session_cache::{Session, SessionCache};
+    /// # use std::sync::Arc;
+    /// # struct Sess(Vec<u8>);
+    /// # impl Session for Sess { fn id(&self) -> &[u8] { &self.0 } }
+    /// use session_cache::ManualClock;
+    /// use std::time::Duration;
+    /// let clock = ManualClock::new();
+    /// let cache = SessionCache::builder().clock(clock.clone()).build();
+    /// cache.add(Arc::new(Sess(b"id-1".to_vec())));
+    /// clock.advance(Duration::from_secs(301));
+    /// assert!(cache.get(b"id-1").is_none()); // expired
+    /// ```
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = TimeSource::of(clock);
         self
     }
 
     /// The mode bits (`SSL_CTX_set_session_cache_mode`). Default `SERVER`.
+    ///
+    /// ```
+    /// # use session_cache::{Session, SessionCache};
+    /// # struct Sess(Vec<u8>);
+    /// # impl Session for Sess { fn id(&self) -> &[u8] { &self.0 } }
+    /// use session_cache::CacheMode;
+    /// let cache = SessionCache::<Sess>::builder().mode(CacheMode::OFF).build();
+    /// assert_eq!(cache.mode(), CacheMode::OFF);
+    /// ```
     pub fn mode(mut self, mode: CacheMode) -> Self {
         self.mode = mode;
         self
@@ -113,6 +156,15 @@ impl<S: Session> Builder<S> {
 
     /// The longest id accepted, in bytes (clamped to 1 ..= `u32::MAX`). Default 4096. Longer
     /// ids are refused by `add` and are misses for lookups.
+    ///
+    /// ```
+    /// # use session_cache::{Session, SessionCache};
+    /// # use std::sync::Arc;
+    /// # struct Sess(Vec<u8>);
+    /// # impl Session for Sess { fn id(&self) -> &[u8] { &self.0 } }
+    /// let cache = SessionCache::<Sess>::builder().max_id_len(16).build();
+    /// assert!(!cache.add(Arc::new(Sess(vec![1; 17]))));
+    /// ```
     pub fn max_id_len(mut self, n: usize) -> Self {
         self.max_id_len = n.clamp(1, u32::MAX as usize);
         self
@@ -121,6 +173,28 @@ impl<S: Session> Builder<S> {
     /// Called for every entry that leaves the cache, with the reason, after the operation that
     /// removed it (OpenSSL's `remove_session_cb`, which we also call for replacements and
     /// takes, and never for a `remove` that found nothing).
+    ///
+    /// ```
+    /// # use session_cache::{Session, SessionCache};
+    /// # use std::sync::Arc;
+    /// # struct Sess(Vec<u8>);
+    /// # impl Session for Sess { fn id(&self) -> &[u8] { &self.0 } }
+    /// use session_cache::RemovalCause;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// let evicted = Arc::new(AtomicUsize::new(0));
+    /// let counter = evicted.clone();
+    /// let cache = SessionCache::builder()
+    ///     .capacity(1)
+    ///     .on_remove(move |_s: &Arc<Sess>, cause| {
+    ///         if cause == RemovalCause::Evicted {
+    ///             counter.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .build();
+    /// cache.add(Arc::new(Sess(b"a".to_vec())));
+    /// cache.add(Arc::new(Sess(b"b".to_vec())));
+    /// assert_eq!(evicted.load(Ordering::Relaxed), 1);
+    /// ```
     pub fn on_remove(mut self, f: impl Fn(&Arc<S>, RemovalCause) + Send + Sync + 'static) -> Self {
         self.on_remove = Some(Box::new(f));
         self
@@ -129,6 +203,19 @@ impl<S: Session> Builder<S> {
     /// A second tier (OpenSSL's `get_session_cb`): called by `get` when the table has nothing
     /// for an id (or always under `NO_INTERNAL_LOOKUP`). A session it returns counts in
     /// `cb_hits`, is stored with `add` unless `NO_INTERNAL_STORE`, and is returned.
+    ///
+    /// ```
+    /// # use session_cache::{Session, SessionCache};
+    /// # use std::sync::Arc;
+    /// # struct Sess(Vec<u8>);
+    /// # impl Session for Sess { fn id(&self) -> &[u8] { &self.0 } }
+    /// let cache = SessionCache::builder()
+    ///     .on_miss(|id: &[u8]| (id == b"remote").then(|| Arc::new(Sess(id.to_vec()))))
+    ///     .build();
+    /// assert!(cache.get(b"remote").is_some()); // from the second tier, now stored
+    /// assert!(cache.contains(b"remote"));
+    /// assert_eq!(cache.stats().cb_hits, 1);
+    /// ```
     pub fn on_miss(mut self, f: impl Fn(&[u8]) -> Option<Arc<S>> + Send + Sync + 'static) -> Self {
         self.on_miss = Some(Box::new(f));
         self
@@ -145,6 +232,14 @@ impl<S: Session> Builder<S> {
     }
 
     /// Builds the cache.
+    ///
+    /// ```
+    /// # use session_cache::{Session, SessionCache};
+    /// # struct Sess(Vec<u8>);
+    /// # impl Session for Sess { fn id(&self) -> &[u8] { &self.0 } }
+    /// let cache: SessionCache<Sess> = SessionCache::builder().build();
+    /// assert!(cache.is_empty());
+    /// ```
     pub fn build(self) -> SessionCache<S> {
         let settings = Settings {
             capacity: self.capacity,

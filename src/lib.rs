@@ -41,43 +41,45 @@
 //!   preempted thread delays no one. Work per operation is bounded (one bucket scan; an
 //!   occasional rebuild of that one bucket; while the bucket array doubles, the split of at most
 //!   8 more buckets), and memory stays bounded under endless churn of fresh ids.
-//! - **Capacity.** A single thread never sees more than `capacity` entries after an `add`
-//!   returns, and an add evicts only what it must: expired entries pay first, and it never
-//!   evicts the id it added. Under concurrency the overshoot is at most the number of threads
-//!   adding at that moment.
+//! - **Capacity.** Single-threaded, `len() <= capacity` after every `add`, and an add evicts
+//!   only what it must: expired entries pay first, and a live entry goes only when the cache is
+//!   still over capacity without it. An add never evicts the id it added (not even when a racing
+//!   add of the same id replaced its entry meanwhile). Concurrently, the overshoot is at most
+//!   the number of threads adding at that moment.
 //! - **Reclamation.** Every `Arc` the cache took is released exactly once — on replace, remove,
 //!   take, eviction, expiry, `clear`, or when the cache is dropped — through deferred
 //!   reclamation (crossbeam-epoch), never while a reader that found it may still use it. A
 //!   session the cache unlinked is dropped within 64 further operations of the thread that
 //!   unlinked it, whatever they are (lookups included), while no other thread is pinned
 //!   (asserted by `tests/release_delay.rs`); [`flush_deferred`] forces it.
+//! - **Hashing.** ahash with a random seed per cache: chosen ids cannot pile into one bucket.
 //! - **Callbacks** run after the operation took effect, never while the thread is pinned. A
 //!   panicking callback cannot corrupt the cache: the other callbacks of the operation still run,
 //!   then the panic continues in the caller.
+//! - **Bad input** gets an answer, never a panic: empty or over-long ids are refused
+//!   ([`try_add`](SessionCache::try_add) says which) and are misses for lookups; a capacity of 0
+//!   means unbounded; a clock that goes backwards is treated as standing still.
 //!
 //! # Where it differs from OpenSSL 3.0
 //!
-//! - Capacity N holds N entries; OpenSSL 3.0 holds N-1 (it counts the new session before
-//!   evicting).
-//! - Empty ids are refused; OpenSSL accepts them and can then never evict past one
-//!   (CVE-2024-2511).
-//! - Default timeout 300 s, as OpenSSL's manual says; its 3.0 code uses 7200 s.
-//! - The eviction victim is the soonest-expiring of all entries only while the table has at
-//!   most 16 buckets (a cache built with capacity 1 to 64, until it grows); beyond that it is
-//!   the soonest-expiring of a sample of at least five live entries (more buckets are read
-//!   while fewer were seen, up to the whole table), after the expired entries met on the way. The build-time capacity sizes the
-//!   table, so a cache built unbounded and later given capacity 2 samples.
-//! - `on_remove` also reports replacements and takes (with their cause), and is not called for
-//!   a `remove` that found nothing.
-//! - `remove` marks its argument not resumable, as OpenSSL; the cached object it removes, if it
-//!   is another one, is not marked.
+//! Capacity N holds N entries (OpenSSL 3.0 holds N-1); empty ids are refused (OpenSSL accepts
+//! them and can then never evict past one: CVE-2024-2511); the default timeout is 300 s, as
+//! OpenSSL's manual says (its 3.0 code uses 7200 s); the eviction victim is the soonest-expiring
+//! entry of a sample once the table has more than 16 buckets; `on_remove` also reports
+//! replacements and takes. The full comparison, with what the cache mirrors and why it differs,
+//! is in the repository's `docs/design.md`.
 
 #![warn(missing_docs)]
+// Doctests are compiled with warnings as errors, except that an example may declare what it
+// does not use (as tokio does).
+#![doc(test(attr(deny(warnings), allow(dead_code, unused_variables))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod cache;
 mod clock;
 #[cfg(any(feature = "rustls", feature = "openssl", session_cache_loom))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "rustls", feature = "openssl"))))]
 pub mod integrations;
 mod loom;
 mod mode;

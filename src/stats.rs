@@ -54,6 +54,12 @@ pub enum RemovalCause {
 impl RemovalCause {
     /// Whether the cache marks the session not resumable for this cause (OpenSSL does for
     /// eviction, expiry and flushing, and not for a replacement).
+    ///
+    /// ```
+    /// use session_cache::RemovalCause;
+    /// assert!(RemovalCause::Evicted.marks_not_resumable());
+    /// assert!(!RemovalCause::Replaced.marks_not_resumable());
+    /// ```
     pub fn marks_not_resumable(self) -> bool {
         matches!(
             self,
@@ -76,6 +82,12 @@ pub enum Added {
 
 impl Added {
     /// What `add` returns for this outcome (`SSL_CTX_add_session`'s 1 or 0).
+    ///
+    /// ```
+    /// use session_cache::Added;
+    /// assert!(Added::Replaced.changed());
+    /// assert!(!Added::AlreadyCached.changed());
+    /// ```
     pub fn changed(self) -> bool {
         !matches!(self, Added::AlreadyCached)
     }

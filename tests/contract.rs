@@ -1,15 +1,13 @@
-//! Every clause of the contract (DESIGN.md section 2), single-threaded, with sessions that
+//! Every clause of the contract (docs/design.md, "The contract"), single-threaded, with sessions that
 //! count their drops: each `Arc` the cache took must be released exactly once.
-
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_refs, id, RemovalLog, Tracker};
 use session_cache::{AddError, Added, CacheMode, ManualClock, RemovalCause, SessionCache};
+use testkit::{assert_refs, id, RemovalLog, Tracker};
 
-type Cache = SessionCache<common::TestSession>;
+type Cache = SessionCache<testkit::TestSession>;
 
 /// `n` normally; under Miri (about a million times slower) a smaller count that still crosses
 /// the thresholds the test is about.

@@ -1,15 +1,13 @@
 //! Stable replay of the fuzz targets' checking code (`tests/model/`):
 //! - every file in `fuzz/regressions/<target>/` (crash inputs found by `cargo fuzz`);
-//! - hand-made seeds: the OpenSSL conformance cases of openssl-session-cache.md 10.1 that apply;
+//! - hand-made seeds: the OpenSSL conformance cases of `tests/openssl_conformance.rs` that apply;
 //! - a few hundred pseudo-random inputs from a fixed seed (a cheap stable smoke fuzz).
 #![allow(missing_docs)]
 
-mod model;
-
-use model::{Config, Op, TIMEOUTS};
 use session_cache::CacheMode;
 use std::path::PathBuf;
 use std::time::Duration;
+use testkit::model::{self, Config, Op, TIMEOUTS};
 
 fn replay_dir(target: &str, run: fn(&[u8])) -> usize {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -41,9 +39,9 @@ fn replay_dir(target: &str, run: fn(&[u8])) -> usize {
 }
 
 #[test]
-fn differential_regressions() {
-    let n = replay_dir("differential", model::run_differential);
-    eprintln!("replayed {n} differential inputs");
+fn model_regressions() {
+    let n = replay_dir("model", model::run_model);
+    eprintln!("replayed {n} model inputs");
 }
 
 /// Each concurrent input is replayed many times: its interleaving is up to the scheduler.
@@ -59,28 +57,16 @@ fn concurrent_regressions() {
     eprintln!("replayed {n} concurrent inputs");
 }
 
-/// xorshift64*: deterministic pseudo-random bytes.
+/// Deterministic pseudo-random inputs.
 fn random_inputs(seed: u64, count: usize, max_len: usize) -> Vec<Vec<u8>> {
-    let mut x = seed;
-    let mut next = move || {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
-    (0..count)
-        .map(|_| {
-            let len = (next() as usize) % max_len;
-            (0..len).map(|_| next() as u8).collect()
-        })
-        .collect()
+    testkit::Rng::new(seed).inputs(count, max_len)
 }
 
 #[test]
-fn differential_random_smoke() {
+fn model_random_smoke() {
     for (i, data) in random_inputs(0x5e55_10c4, 400, 300).iter().enumerate() {
-        if let Err(e) = std::panic::catch_unwind(|| model::run_differential(data)) {
-            let path = std::env::temp_dir().join(format!("differential-smoke-{i}"));
+        if let Err(e) = std::panic::catch_unwind(|| model::run_model(data)) {
+            let path = std::env::temp_dir().join(format!("model-smoke-{i}"));
             std::fs::write(&path, data).unwrap();
             std::panic::resume_unwind(Box::new(format!(
                 "random input {i} failed (saved to {}): {:?}",
@@ -128,7 +114,7 @@ fn seed(c: &Config, ops: &[Op]) {
     ) {
         let mut bytes = model::encode_config(c.capacity, ti, mi, c.on_miss);
         bytes.extend(model::encode_ops(ops));
-        model::run_differential(&bytes);
+        model::run_model(&bytes);
     }
 }
 

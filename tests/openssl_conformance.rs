@@ -1,16 +1,14 @@
-//! OpenSSL 3.0's behaviour cases C1-C20 (reference/openssl-session-cache.md section 10.1),
-//! each probed on 3.0.19. Where session-cache differs on purpose, the test says so and checks
+//! OpenSSL 3.0's behaviour cases C1-C20 (docs/design.md, "OpenSSL 3.0: where we mirror it and
+//! where we differ"), each probed on 3.0.19. Where session-cache differs on purpose, the test says so and checks
 //! our behaviour instead.
-
-mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_refs, id, RemovalLog, Tracker};
 use session_cache::{AddError, CacheMode, ManualClock, RemovalCause, SessionCache};
+use testkit::{assert_refs, id, RemovalLog, Tracker};
 
-type Cache = SessionCache<common::TestSession>;
+type Cache = SessionCache<testkit::TestSession>;
 
 fn cache(capacity: usize) -> (Cache, ManualClock, RemovalLog) {
     let clock = ManualClock::new();
@@ -167,7 +165,7 @@ fn c11_capacity_plateau() {
         for (serial, cause) in evicted {
             assert_eq!(cause, RemovalCause::Evicted);
             assert!(
-                !all[serial].is_resumable(),
+                !all[serial as usize].is_resumable(),
                 "victims are marked not resumable"
             );
         }

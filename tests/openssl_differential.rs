@@ -1,5 +1,5 @@
 //! Differential test against libssl's own internal session cache (OpenSSL 3.0, through
-//! `openssl-sys` plus the hand-declared functions of openssl-session-cache.md section 11).
+//! `openssl-sys` plus a few functions declared by hand below).
 //!
 //! The same pseudo-random add / re-add / replace / remove / clock / flush / resize sequences run
 //! against an `SSL_CTX`'s internal cache and a `SessionCache`, and after every step we compare:
@@ -23,9 +23,6 @@
 //!   (`empty_id_is_rejected`).
 #![allow(missing_docs)]
 
-mod model;
-
-use model::TSession;
 use openssl_sys::{
     SSL_CTX_ctrl, SSL_CTX_free, SSL_CTX_new, TLS_server_method, SSL_CTX, SSL_SESSION,
 };
@@ -34,9 +31,11 @@ use std::collections::HashMap;
 use std::ffi::{c_int, c_long, c_uchar, c_uint, c_void};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::TestSession;
 
-// Not declared by openssl-sys 0.9 (openssl-session-cache.md 11.2); libssl/libcrypto export them.
-unsafe extern "C" {
+// Not declared by openssl-sys 0.9 (some are macros over `SSL_CTX_ctrl` in the C headers);
+// libssl/libcrypto export them.
+extern "C" {
     fn SSL_SESSION_new() -> *mut SSL_SESSION;
     fn SSL_SESSION_free(s: *mut SSL_SESSION);
     fn SSL_SESSION_set1_id(s: *mut SSL_SESSION, sid: *const c_uchar, len: c_uint) -> c_int;
@@ -173,10 +172,10 @@ fn our_capacity(n: c_long) -> usize {
 
 struct Pair {
     ossl: Ossl,
-    ours: SessionCache<TSession>,
+    ours: SessionCache<TestSession>,
     clock: ManualClock,
     log: Arc<Mutex<Vec<(u32, RemovalCause)>>>,
-    objs: Vec<Arc<TSession>>,
+    objs: Vec<Arc<TestSession>>,
     /// Our cache as its return values and callbacks describe it: id -> (serial, expiry).
     mirror: HashMap<Vec<u8>, (u32, Duration)>,
     /// Objects made per id index, oldest first.
@@ -196,7 +195,7 @@ impl Pair {
             .clock(clock.clone())
             // OpenSSL's add never sweeps expired entries.
             .mode(CacheMode::SERVER | CacheMode::NO_AUTO_CLEAR)
-            .on_remove(move |s: &Arc<TSession>, c| l.lock().unwrap().push((s.serial, c)))
+            .on_remove(move |s: &Arc<TestSession>, c| l.lock().unwrap().push((s.serial, c)))
             .build();
         ours.set_capacity(our_capacity(size));
         Pair {
@@ -218,7 +217,7 @@ impl Pair {
 
     fn make(&mut self, idi: usize, timeout: u64) -> u32 {
         let serial = self.objs.len() as u32;
-        let s = TSession::new(IDS[idi], serial, Some(Duration::from_secs(timeout)));
+        let s = TestSession::new(IDS[idi], serial, Some(Duration::from_secs(timeout)));
         self.objs.push(s);
         let now = T0 + self.now_secs() as c_long;
         self.ossl.make(serial, IDS[idi], now, timeout as c_long);
@@ -246,7 +245,7 @@ impl Pair {
             self.ctx
         );
         if got != Added::AlreadyCached {
-            let exp = self.clock_now() + s.own_timeout.unwrap();
+            let exp = self.clock_now() + s.timeout.unwrap();
             self.mirror.insert(s.id.clone(), (serial, exp));
         }
         self.apply_log();
@@ -356,21 +355,8 @@ impl Pair {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() >> 33) as usize % n
-    }
-}
-
 fn run_sequence(seed: u64, size: c_long, steps: usize) {
-    let mut r = Rng(seed | 1);
+    let mut r = testkit::Rng::new(seed | 1);
     let mut p = Pair::new(size);
     let mut size = size;
     for step in 0..steps {
@@ -427,7 +413,7 @@ fn run_sequence(seed: u64, size: c_long, steps: usize) {
                 p.ctx,
                 p.now_secs(),
                 p.objs.len(),
-                p.objs.last().map(|o| (o.serial, &o.id, o.own_timeout))
+                p.objs.last().map(|o| (o.serial, &o.id, o.timeout))
             );
         }
         p.compare();
@@ -531,7 +517,7 @@ fn empty_id_is_rejected() {
         SSL_SESSION_free(os);
     }
     assert_eq!(p.ossl.number(), 1);
-    let ours = TSession::new(&[], 0, None);
+    let ours = TestSession::new(&[], 0, None);
     assert!(!p.ours.add(ours.clone()));
     assert!(!p.ours.remove(&ours));
     assert_eq!(p.ours.len(), 0);

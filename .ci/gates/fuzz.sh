@@ -8,7 +8,7 @@ cd "$(dirname "$0")/../.."
 start=$(date +%s)
 secs=${FUZZ_SECONDS:-60}
 summary=()
-cargo test --release --test fuzz_regressions -q 2>&1 | tail -3
+cargo test --profile ci-test --all-features --test fuzz_regressions -q 2>&1 | tail -3
 summary+=("stable replay ok")
 if ! rustup toolchain list | grep -q '^nightly'; then
   echo "GATE fuzz: SKIPPED (no nightly toolchain; stable replay passed) in $(( $(date +%s) - start ))s"
@@ -19,7 +19,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
 nice -n 15 cargo +nightly fuzz build
-for t in differential concurrent; do
+for t in model concurrent; do
   mkdir -p "fuzz/corpus/$t" "fuzz/regressions/$t"
   log="fuzz/target/fuzz-$t.log"
   mkdir -p "$(dirname "$log")"

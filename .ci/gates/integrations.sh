@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gate for the rustls / OpenSSL integrations (issue 5).
+# Gate for the rustls / OpenSSL integrations.
 # - makes sure the system `openssl` binary (s_client) and libssl headers are installed (apt);
 #   a still-missing binary fails the gate instead of skipping the tests;
 #   (the integration unit, doc, rustls store and s_client tests run in .ci/run's test command,

@@ -1,135 +1,121 @@
 #!/usr/bin/env bash
 # GATE loom: the loom models of loom-tests/ (see loom-tests/README.md).
-#  1. every model (three-thread ones included) on the drop-at-end collector
-#     (--cfg session_cache_graveyard), LOOM_MAX_PREEMPTIONS=3;
-#  2. the two-thread models (t2_*) on crossbeam-epoch's real collector, LOOM_MAX_PREEMPTIONS=3;
-#  3. one build per mutant (--cfg session_cache_mutant="..."): its model must FAIL. The faults of
-#     the client store's models (loom-tests/ticket_ring.rs) ride in these builds as a second cfg
-#     value instead of costing builds of their own (see `riders` below).
+#  1. every model (three-thread ones included) on the drop-at-end collector, preemption bound
+#     LOOM_MAX_PREEMPTIONS (default 3); the growth models (tg_*) at bound 1;
+#  2. the two-thread and growth models (t2_*, tg_*) on crossbeam-epoch's real collector;
+#  3. one build per mutant: its model must FAIL. The mutants and their models are the
+#     `// mutant:` lines of loom-tests/*.rs; each runs only its own model, which stops at its
+#     first failing execution.
 # Both --cfg session_cache_loom and --cfg crossbeam_loom are always set: without the second the
 # table's atomics are plain std atomics and the models pass while checking nothing.
-# Each RUSTFLAGS set gets its own CARGO_TARGET_DIR so nothing is rebuilt twice.
+#
+# Builds are shared: RUSTFLAGS is the same for every build, and the collector and the mutant are
+# chosen through the environment (build.rs), so the dependencies are compiled once per profile
+# (release for the suites, the faster-to-build debug profile for the mutants) and each variant
+# recompiles only this crate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)
-base="--cfg session_cache_loom --cfg crossbeam_loom -C debug-assertions"
-pb=${LOOM_MAX_PREEMPTIONS:-3}
-mkdir -p target
+export RUSTFLAGS="--cfg session_cache_loom --cfg crossbeam_loom -C debug-assertions"
+export LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-3}
+pb=$LOOM_MAX_PREEMPTIONS
+out=${LOOM_OUT:-target/loom-gate}
+mkdir -p "$out"
 summary=()
 status=0
 
-# Mutant builds use the (faster to compile) debug profile: their models fail within a few
-# executions. The suites that must pass use --release.
-profile() { case $1 in mutant-*) echo "" ;; *) echo "--release" ;; esac; }
-build() { # name rustflags
-  CARGO_TARGET_DIR="target/loom-$1" RUSTFLAGS="$2" \
-    nice -n 15 cargo test $(profile "$1") --test loom --no-run >"target/loom-$1.build.log" 2>&1
-}
-one() { # name rustflags test -> runs one model in its own process (a failing model can abort
-        # the process on the real collector), output appended to target/loom-<name>.log
-  CARGO_TARGET_DIR="target/loom-$1" RUSTFLAGS="$2" LOOM_MAX_PREEMPTIONS=$pb \
-    nice -n 15 cargo test $(profile "$1") --test loom -q -- --exact "$3" --nocapture \
-    >>"target/loom-$1.log" 2>&1
-}
-suite() { # name rustflags prefix -> runs every model whose name starts with prefix
-  local name=$1 flags=$2 prefix=$3 t0 ok=0 failed=()
-  t0=$(date +%s)
-  : >"target/loom-$name.log"
-  if ! build "$name" "$flags"; then
-    tail -30 "target/loom-$name.build.log"
-    echo "GATE loom: FAILED ($name build) in $(( $(date +%s) - start ))s"
-    exit 1
+secs() { echo $(( $(date +%s) - $1 )); }
+
+# variant profile-flag graveyard(0|1) mutant -> builds; the test binary's path on stdout
+build() {
+  local name=$1 prof=$2 gy=$3 mutant=$4 dir
+  dir=target/loom-$([ -n "$prof" ] && echo release || echo debug)
+  if ! CARGO_TARGET_DIR=$dir SESSION_CACHE_GRAVEYARD=$gy SESSION_CACHE_MUTANT=$mutant \
+      nice -n 15 cargo test $prof --test loom --no-run --message-format=json \
+      >"$out/$name.build.json" 2>"$out/$name.build.log"; then
+    tail -30 "$out/$name.build.log" >&2
+    return 1
   fi
+  sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' "$out/$name.build.json" | tail -1
+}
+
+# suite name graveyard prefix-regex -> runs each matching model in its own process (a failing
+# model can abort the process on the real collector)
+suite() {
+  local name=$1 gy=$2 re=$3 t0 bin ok=0 failed=()
+  t0=$(date +%s)
+  bin=$(build "$name" --release "$gy" "") || { echo "GATE loom: FAILED ($name build)"; exit 1; }
+  echo "  [$name] built in $(secs "$t0")s"
+  : >"$out/$name.log"
   local tests
-  tests=$(CARGO_TARGET_DIR="target/loom-$name" RUSTFLAGS="$flags" cargo test --release --test loom -q -- --list 2>/dev/null \
-    | sed -n 's/: test$//p' | grep -E "::$prefix" || true)
+  tests=$("$bin" --list 2>/dev/null | sed -n 's/: test$//p' | grep -E "$re" || true)
   [ -n "$tests" ] || { echo "GATE loom: FAILED ($name: no models found)"; exit 1; }
   for t in $tests; do
-    if one "$name" "$flags" "$t"; then ok=$((ok + 1)); else failed+=("${t#models::}"); fi
+    local t1; t1=$(date +%s)
+    if nice -n 15 "$bin" --exact "$t" --nocapture >>"$out/$name.log" 2>&1; then
+      ok=$((ok + 1))
+    else
+      failed+=("$t")
+    fi
+    echo "  [$name] $t: $(secs "$t1")s, $(grep -oE "^${t##*::}: [0-9]+ executions[^)]*\)" "$out/$name.log" | tail -1 | cut -d' ' -f2-)"
   done
-  grep -E 'executions$' "target/loom-$name.log" | sed "s/^/  [$name] /" || true
   if [ ${#failed[@]} -gt 0 ]; then
-    grep -E 'panicked at loom-tests|assertion|Causality' -A2 "target/loom-$name.log" | head -40
-    summary+=("$name: FAILED ${failed[*]}; $ok ok ($(( $(date +%s) - t0 ))s)")
+    grep -E 'panicked at|assertion|Causality' -A2 "$out/$name.log" | head -40
+    summary+=("$name: FAILED ${failed[*]}; $ok ok ($(secs "$t0")s)")
     status=1
   else
-    summary+=("$name: $ok models ok ($(( $(date +%s) - t0 ))s)")
+    summary+=("$name: $ok models ok ($(secs "$t0")s)")
   fi
 }
 
-suite graveyard "$base --cfg session_cache_graveyard" "t"
-suite epoch "$base" "t2_"
+suite graveyard 1 '::(t2|t3|tg)_'
+suite epoch 0 '::(t2|tg)_'
 
-# mutant = the model that must catch it (loom-tests/README.md).
-mutants=(
-  "claim_store:t2_same_id_adds_of_different_objects"
-  "identical_rc:t2_identical_readd_vs_replace"
-  "relaxed_publish:t2_replace_vs_remove"
-  "eager_release:t2_get_vs_replace_reader_holds_old_arc"
-  "kill_store:t3_remove_vs_remove_vs_take"
-  "evict_by_key:t2_eviction_never_takes_a_fresh_replacement"
-  "no_freeze:t2_add_and_remove_racing_a_rebuild"
-  "copy_dead:t3_reader_on_frozen_block_vs_completed_remove"
-  "evict_own_id:t2_add_never_evicts_its_own_id"
-)
-# rider:host:model. The client store's faults (src/integrations/client_state.rs) and their
-# models (loom-tests/ticket_ring.rs) touch nothing of the raw table, and the host's fault touches
-# nothing they run (the ring uses no cache; `replace_retired`'s model makes no identical re-add,
-# the only path `identical_rc` changes), so each model is caught by its own fault. Together they
-# add well under a minute to the gate, and no build.
-riders=(
-  "ring_take_load:claim_store:ticket_ring::t2_ring_take_once"
-  "ring_insert_store:identical_rc:ticket_ring::t2_ring_inserts_racing_a_take"
-  "ring_no_recheck:relaxed_publish:ticket_ring::t2_ring_insert_racing_retire"
-  "replace_retired:identical_rc:ticket_ring::t2_client_entry_write_is_never_lost"
-)
-caught=0
-total=$(( ${#mutants[@]} + ${#riders[@]} ))
-# check <label> <build name> <flags> <test>: the test must fail in a model.
-check() {
-  local label=$1 name=$2 flags=$3 test=$4
-  if one "$name" "$flags" "$test"; then
-    echo "  mutant $label: SURVIVED $test"
-    status=1
-  # Caught = the model fails: an assertion or loom's causality check panics, or the fault
-  # frees memory twice and glibc aborts the process (double free / heap corruption detected).
-  elif ! grep -qE 'panicked at loom-tests|Causality violation|panicked at .*loom|double free|corrupted|malloc|SIGABRT' "target/loom-$name.log"; then
-    tail -30 "target/loom-$name.log"
-    echo "  mutant $label: $test did not fail in a model"
-    status=1
-  else
-    echo "  mutant $label: caught by $test ($(grep -m1 -oE 'panicked at [^ ]+|Causality violation|double free[^(]*|corrupted[^(]*|malloc[^(]*' "target/loom-$name.log"))"
-    caught=$((caught + 1))
-  fi
-  : >"target/loom-$name.log"
-}
-if [ "${LOOM_MUTANTS:-1}" = 1 ]; then
-for entry in "${mutants[@]}"; do
-  m=${entry%%:*}
-  test=${entry#*:}
-  flags="$base --cfg session_cache_graveyard --cfg session_cache_mutant=\"$m\""
-  if [ "$m" = eager_release ]; then flags="$base --cfg session_cache_mutant=\"$m\""; fi
-  mine=()
-  for r in "${riders[@]}"; do
-    IFS=: read -r rider host _ <<<"$r"
-    if [ "$host" = "$m" ]; then flags="$flags --cfg session_cache_mutant=\"$rider\""; mine+=("$r"); fi
-  done
-  if ! build "mutant-$m" "$flags"; then
-    tail -30 "target/loom-mutant-$m.build.log"
-    echo "GATE loom: FAILED (mutant $m does not build) in $(( $(date +%s) - start ))s"
-    exit 1
-  fi
-  : >"target/loom-mutant-$m.log"
-  check "$m" "mutant-$m" "$flags" "models::$test"
-  for r in "${mine[@]}"; do
-    rider=${r%%:*}
-    check "$rider" "mutant-$m" "$flags" "${r#*:*:}"
-  done
+# The mutants, each with the model that must catch it: the `// mutant: NAME[ (epoch)]: ...`
+# lines right above a model in loom-tests/*.rs are the only list (module:fn:collector).
+mapfile -t mutants < <(awk '
+  /^\/\/ mutant: / { m = $3; sub(/:$/, "", m); c = ($4 == "(epoch):") ? "epoch" : "graveyard"; want = 1; next }
+  want && /^fn / { f = $2; sub(/\(.*/, "", f); mod = FILENAME; sub(/.*\//, "", mod); sub(/\.rs$/, "", mod)
+                   print m ":" mod "::" f ":" c; want = 0 }
+' loom-tests/*.rs)
+[ "${#mutants[@]}" -gt 0 ] || { echo "GATE loom: FAILED (no // mutant: lines in loom-tests/)"; exit 1; }
+# Every fault the sources can inject must have its model.
+for m in $(grep -rhoE 'session_cache_mutant = "[a-z_]+"' src | sed -E 's/.*"(.*)"/\1/' | sort -u); do
+  printf '%s\n' "${mutants[@]}" | grep -q "^$m:" ||
+    { echo "GATE loom: FAILED (mutant $m in src/ has no // mutant: line in loom-tests/)"; exit 1; }
 done
+
+caught=0
+if [ "${LOOM_MUTANTS:-1}" = 1 ]; then
+  t0=$(date +%s)
+  for entry in "${mutants[@]}"; do
+    IFS=: read -r m mod _ fn collector <<<"$entry"
+    test="$mod::$fn"
+    gy=1
+    [ "$collector" = epoch ] && gy=0
+    t1=$(date +%s)
+    bin=$(build "mutant-$m" "" "$gy" "$m") || { echo "GATE loom: FAILED (mutant $m does not build)"; exit 1; }
+    log="$out/mutant-$m.log"
+    if nice -n 15 "$bin" --exact "$test" --nocapture >"$log" 2>&1; then
+      echo "  mutant $m: SURVIVED $test"
+      status=1
+    # Caught = the model fails: an assertion or loom's causality check panics, or the fault
+    # frees memory twice and glibc aborts the process (double free / heap corruption detected).
+    elif ! grep -qE 'panicked at (loom-tests|testkit)|Causality violation|panicked at .*loom|double free|corrupted|malloc|SIGABRT' "$log"; then
+      tail -30 "$log"
+      echo "  mutant $m: $test did not fail in a model"
+      status=1
+    else
+      echo "  mutant $m: caught by $test in $(secs "$t1")s ($(grep -m1 -oE 'panicked at [^ ]+|Causality violation|double free[^(]*|corrupted[^(]*|malloc[^(]*' "$log"))"
+      caught=$((caught + 1))
+    fi
+  done
+  summary+=("$caught/${#mutants[@]} mutants caught ($(secs "$t0")s)")
+else
+  summary+=("mutants skipped (LOOM_MUTANTS=0)")
 fi
-summary+=("$caught/$total mutants caught")
 if [ "$status" -ne 0 ]; then
-  echo "GATE loom: FAILED ($(IFS=';'; echo "${summary[*]}"); LOOM_MAX_PREEMPTIONS=$pb) in $(( $(date +%s) - start ))s"
+  echo "GATE loom: FAILED ($(IFS=';'; echo "${summary[*]}"); LOOM_MAX_PREEMPTIONS=$pb) in $(secs "$start")s"
   exit 1
 fi
-echo "GATE loom: ok ($(IFS=';'; echo "${summary[*]}"); LOOM_MAX_PREEMPTIONS=$pb) in $(( $(date +%s) - start ))s"
+echo "GATE loom: ok ($(IFS=';'; echo "${summary[*]}"); LOOM_MAX_PREEMPTIONS=$pb) in $(secs "$start")s"

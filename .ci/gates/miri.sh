@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # GATE miri: the model seeds (and with MIRI_CONTRACT=1 the contract tests) under Miri with tree
-# borrows. The library has no unit tests of its own, so `--lib` alone would check nothing. Skips (exit 0,
-# saying so) where rustup cannot add rust-src and miri to nightly.
+# borrows. Skips (exit 0, saying so) where rustup cannot add rust-src and miri to nightly.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 start=$(date +%s)

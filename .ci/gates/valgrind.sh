@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GATE valgrind: memcheck on examples/stress.rs (threads churning a small cache, then drop and
+# GATE valgrind: memcheck on testkit's leak_check driver (threads churning a small cache, then drop and
 # flush_deferred; the binary itself checks every session was dropped exactly once). Fails on
 # definite, indirect or possible leaks and on any memcheck error. crossbeam-epoch's global
 # collector is "still reachable" by design and does not count.
@@ -9,12 +9,12 @@ start=$(date +%s)
 if ! command -v valgrind >/dev/null; then
   apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
 fi
-nice -n 15 cargo build --release --example stress -q
-log=target/valgrind-stress.log
+nice -n 15 cargo build --profile ci-test -p session-cache-testkit --bin leak_check -q
+log=target/valgrind-leak-check.log
 THREADS=${THREADS:-4} OPS=${OPS:-5000} valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible \
   --suppressions=.ci/gates/valgrind.supp \
   --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
-  target/release/examples/stress >"$log" 2>&1 && rc=0 || rc=$?
+  target/ci-test/leak_check >"$log" 2>&1 && rc=0 || rc=$?
 leaks=$(grep -E 'definitely lost|indirectly lost|possibly lost' "$log" | sed 's/==[0-9]*== *//' | tr '\n' ';' || true)
 errors=$(grep -E 'ERROR SUMMARY' "$log" | sed 's/==[0-9]*== *//' || true)
 if [ "$rc" -ne 0 ]; then

@@ -22,6 +22,9 @@
 //! - **Callbacks** run after the operation has taken effect and its guard is dropped.
 
 mod counters;
+mod invariants;
+#[cfg(all(test, not(session_cache_loom)))]
+mod tests;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;

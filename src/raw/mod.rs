@@ -78,6 +78,9 @@
 
 mod block;
 mod entry;
+mod invariants;
+#[cfg(all(test, not(session_cache_loom)))]
+mod tests;
 
 use core::marker::PhantomData;
 use std::sync::Arc;

@@ -1,52 +1,13 @@
-//! Stress binary for valgrind (`.ci/gates/valgrind.sh`): threads churn one small cache with
-//! every operation, then the cache is dropped, deferred releases are flushed, and the program
-//! checks that every session it made was dropped exactly once. Exits 1 if not.
+//! Leak-check driver, run under valgrind by `.ci/gates/valgrind.sh`: threads churn one small
+//! cache with every operation, then the cache is dropped, deferred releases are flushed, and the
+//! program checks that every session it made was dropped exactly once. Exits 1 if not.
 //!
 //! `THREADS` (default 4) and `OPS` (per thread, default 20000) size the run.
 
-use session_cache::{flush_deferred, CacheMode, Session, SessionCache};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use session_cache::{flush_deferred, CacheMode, SessionCache};
 use std::sync::Arc;
 use std::time::Duration;
-
-static MADE: AtomicUsize = AtomicUsize::new(0);
-static DROPPED: AtomicUsize = AtomicUsize::new(0);
-
-struct Sess {
-    id: [u8; 32],
-    /// Stands in for key material: a heap allocation valgrind tracks.
-    secret: Vec<u8>,
-    timeout: Option<Duration>,
-}
-
-impl Sess {
-    fn new(id: u64, timeout: Option<Duration>) -> Arc<Self> {
-        MADE.fetch_add(1, SeqCst);
-        let mut b = [0u8; 32];
-        b[..8].copy_from_slice(&id.to_le_bytes());
-        Arc::new(Sess {
-            id: b,
-            secret: vec![0x5a; 48],
-            timeout,
-        })
-    }
-}
-
-impl Session for Sess {
-    fn id(&self) -> &[u8] {
-        &self.id
-    }
-    fn timeout(&self) -> Option<Duration> {
-        self.timeout
-    }
-}
-
-impl Drop for Sess {
-    fn drop(&mut self) {
-        assert_eq!(self.secret.len(), 48);
-        DROPPED.fetch_add(1, SeqCst);
-    }
-}
+use testkit::{Rng, TestSession, Tracker};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -58,31 +19,35 @@ fn env(name: &str, default: usize) -> usize {
 fn main() {
     let threads = env("THREADS", 4);
     let ops = env("OPS", 20_000);
+    let tracker = Tracker::new();
+    let sess = |id: u64, t: Option<Duration>| tracker.session_with(&testkit::id(id), t);
     {
-        let cache: SessionCache<Sess> = SessionCache::builder()
+        let cache: SessionCache<TestSession> = SessionCache::builder()
             .capacity(64)
             .timeout(Duration::from_millis(5))
-            .on_remove(|s: &Arc<Sess>, _| assert_eq!(s.secret[0], 0x5a))
-            .on_miss(|id: &[u8]| (id[0] % 7 == 0).then(|| Sess::new(u64::from(id[0]), None)))
+            .on_remove(|s: &Arc<TestSession>, _| assert!(s.secret_intact()))
+            .on_miss({
+                let tracker = tracker.clone();
+                move |id: &[u8]| {
+                    (id[0] % 7 == 0).then(|| tracker.session(&testkit::id(u64::from(id[0]))))
+                }
+            })
             .build();
         std::thread::scope(|sc| {
             for t in 0..threads {
-                let cache = &cache;
+                let (cache, sess) = (&cache, &sess);
                 sc.spawn(move || {
-                    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (t as u64 + 1);
-                    let mut keep: Vec<Arc<Sess>> = Vec::new();
+                    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15u64 ^ (t as u64 + 1));
+                    let mut keep: Vec<Arc<TestSession>> = Vec::new();
                     for i in 0..ops {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
+                        let x = rng.next_u64();
                         let id = x % 200;
-                        let mut key = [0u8; 32];
-                        key[..8].copy_from_slice(&id.to_le_bytes());
+                        let key = testkit::id(id);
                         match (x >> 40) % 12 {
                             0..=3 => {
                                 let t =
                                     ((x >> 20) % 3 == 0).then(|| Duration::from_micros(x % 3000));
-                                let s = Sess::new(id, t);
+                                let s = sess(id, t);
                                 cache.add(s.clone());
                                 if keep.len() < 8 {
                                     keep.push(s);
@@ -104,7 +69,7 @@ fn main() {
                                 cache.get(&key);
                             }
                             9 => {
-                                cache.get_with(&key, |s| s.secret[0]);
+                                cache.get_with(&key, |s| s.secret_intact());
                             }
                             10 => {
                                 if i % 512 == 0 {
@@ -143,11 +108,11 @@ fn main() {
     }
     for _ in 0..64 {
         flush_deferred();
-        if DROPPED.load(SeqCst) == MADE.load(SeqCst) {
+        if tracker.dropped() == tracker.created() {
             break;
         }
     }
-    let (made, dropped) = (MADE.load(SeqCst), DROPPED.load(SeqCst));
+    let (made, dropped) = (tracker.created(), tracker.dropped());
     println!("made {made} dropped {dropped}");
     if made != dropped {
         eprintln!("every session must be dropped exactly once: made {made}, dropped {dropped}");

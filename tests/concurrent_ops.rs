@@ -1,31 +1,18 @@
-//! Multi-threaded stress: racing add / remove / take / get on a small id set with a tiny
+//! Concurrent operations: racing add / remove / take / get on a small id set with a tiny
 //! capacity, then invariants checked at rest. Drop-counting sessions prove that every `Arc` the
 //! cache took is released exactly once.
 //!
-//! The default runs take a few seconds; `cargo test --release --test stress -- --ignored`
+//! The default runs take a few seconds; `cargo test --release --test concurrent_ops -- --ignored`
 //! runs the long versions.
-
-mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use common::{id, Tracker};
 use session_cache::{SessionCache, Stats};
+use testkit::{id, Tracker};
 
-type Cache = SessionCache<common::TestSession>;
-
-/// A small deterministic generator (xorshift), one per thread.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+type Cache = SessionCache<testkit::TestSession>;
 
 fn hammer(threads: usize, ids: u64, capacity: usize, run_for: Duration) {
     let tracker = Tracker::new();
@@ -44,12 +31,12 @@ fn hammer(threads: usize, ids: u64, capacity: usize, run_for: Duration) {
             let tracker = &tracker;
             let ops = &ops;
             scope.spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
+                let mut rng = testkit::Rng::new(0x9E37_79B9_7F4A_7C15 ^ (t as u64 + 1));
                 let mut n = 0;
                 while start.elapsed() < run_for {
                     for _ in 0..256 {
-                        let key = id(rng.next() % ids);
-                        match rng.next() % 8 {
+                        let key = id(rng.next_u64() % ids);
+                        match rng.next_u64() % 8 {
                             0..=2 => {
                                 cache.add(tracker.session(&key));
                             }
@@ -237,7 +224,7 @@ fn racing_get_or_add_agree() {
     let barrier = Barrier::new(4);
     for round in 0..2000u64 {
         let key = id(round);
-        let serials: Vec<usize> = std::thread::scope(|scope| {
+        let serials: Vec<u32> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..4)
                 .map(|_| {
                     let (cache, barrier, tracker, key) = (&cache, &barrier, &tracker, &key);

@@ -1,6 +1,7 @@
 //! Concurrent harness: an op list split over 2-3 threads, then invariants checked at rest.
 //!
 //! What is checked once all threads have joined (no expiry: the clock never moves):
+//! - the table's own invariants (`SessionCache::check_invariants`);
 //! - `len()` equals the number of ids `contains` finds, and `stats().entries`;
 //! - `len() <= capacity()` when bounded (the cache is quiescent);
 //! - per object: times it entered the cache (`try_add` said Inserted/Replaced) ==
@@ -13,7 +14,7 @@
 //! - the counters in `stats()` agree with what the threads observed;
 //! - after drop + `flush_deferred()`, every `Arc` was released exactly once.
 
-use super::{Bytes, Cause, EventLog, Registry, TSession, IDS};
+use super::{Bytes, Cause, EventLog, Registry, TestSession, IDS};
 use session_cache::{Added, ManualClock, RemovalCause, SessionCache};
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier};
@@ -24,8 +25,8 @@ pub const MAX_OPS_PER_THREAD: usize = 24;
 #[derive(Debug, Clone)]
 pub enum COp {
     /// `try_add` of an object (fresh, or one this thread added before: an identical re-add).
-    Add(Arc<TSession>),
-    Remove(Arc<TSession>),
+    Add(Arc<TestSession>),
+    Remove(Arc<TestSession>),
     RemoveId(usize),
     Take(usize),
     Get(usize),
@@ -59,7 +60,7 @@ pub fn decode(data: &[u8], reg: &mut Registry) -> Plan {
     let hash_seed = u64::from(first >> 2);
     let nthreads = 2 + b.pick(2);
     let mut threads: Vec<Vec<COp>> = vec![Vec::new(); nthreads];
-    let mut last: Vec<HashMap<usize, Arc<TSession>>> = vec![HashMap::new(); nthreads];
+    let mut last: Vec<HashMap<usize, Arc<TestSession>>> = vec![HashMap::new(); nthreads];
     // Ids are drawn from a narrow window so threads collide.
     let nid = 3;
     while !b.done() {
@@ -111,7 +112,7 @@ pub fn decode(data: &[u8], reg: &mut Registry) -> Plan {
     }
 }
 
-fn run_one(c: &SessionCache<TSession>, op: &COp) -> CRes {
+fn run_one(c: &SessionCache<TestSession>, op: &COp) -> CRes {
     match op {
         COp::Add(s) => CRes::Added(c.try_add(s.clone()).expect("valid id rejected")),
         COp::Remove(s) => CRes::Bool(c.remove(s)),
@@ -134,13 +135,13 @@ pub fn run_concurrent(data: &[u8]) {
     let plan = decode(data, &mut reg);
     let log: EventLog = Arc::default();
     let l = log.clone();
-    let cache = SessionCache::<TSession>::builder()
+    let cache = SessionCache::<TestSession>::builder()
         .capacity(plan.capacity)
         .hash_seed(plan.hash_seed)
         .timeout(Duration::from_secs(300))
         .clock(ManualClock::new())
         .max_id_len(super::MAX_ID_LEN)
-        .on_remove(move |s: &Arc<TSession>, c: RemovalCause| {
+        .on_remove(move |s: &Arc<TestSession>, c: RemovalCause| {
             l.lock().unwrap().push((s.serial, c.into()))
         })
         .build();
@@ -170,7 +171,7 @@ pub fn run_concurrent(data: &[u8]) {
 fn check_at_rest(
     plan: &Plan,
     results: &[Vec<CRes>],
-    cache: &SessionCache<TSession>,
+    cache: &SessionCache<TestSession>,
     log: &EventLog,
     reg: &Registry,
 ) {
@@ -185,6 +186,7 @@ fn check_at_rest(
         s += &format!("on_remove log: {:?}\n", log.lock().unwrap());
         s
     };
+    cache.check_invariants();
     let len = cache.len();
     let cached: Vec<Option<u32>> = (0..IDS.len())
         .map(|i| {

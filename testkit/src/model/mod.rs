@@ -1,83 +1,26 @@
-//! A plain sequential model of the `SessionCache` contract (API.md, DESIGN.md section 2) and the
-//! checking harnesses shared by the fuzz targets (`fuzz/fuzz_targets/*.rs` include this file by
-//! path) and the stable replay tests (`tests/fuzz_regressions.rs`).
+//! A plain sequential model of the `SessionCache` contract (docs/design.md, "The contract") and
+//! the checking harnesses shared by the fuzz targets (`fuzz/fuzz_targets/*.rs`) and their stable
+//! replay (`tests/fuzz_regressions.rs`).
 //!
 //! Inputs are plain bytes (no `arbitrary` dependency), so a crash file found by `cargo fuzz`
-//! replays byte for byte on stable through [`run_differential`] / [`run_concurrent`].
+//! replays byte for byte on stable through [`run_model`] / [`run_concurrent`].
 //!
-//! The differential harness drives one cache with a [`ManualClock`] and compares, after every
+//! The model harness drives one cache with a [`ManualClock`] and compares, after every
 //! operation: the return value, `len()`, `is_empty()`, `stats()`, the settings getters, the exact
 //! multiset of `on_remove` callbacks (object and cause), which objects were marked not resumable,
 //! and at the end that every `Arc` the cache took was released exactly once.
-#![allow(dead_code)]
-
 pub mod concurrent;
 
+pub use crate::TestSession;
+
 use session_cache::{
-    flush_deferred, AddError, Added, CacheMode, Clock, ManualClock, RemovalCause, Session,
-    SessionCache, Stats,
+    flush_deferred, AddError, Added, CacheMode, Clock, ManualClock, RemovalCause, SessionCache,
+    Stats,
 };
 use std::collections::HashMap;
-use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-// ---------------------------------------------------------------------------------------------
-// The session type used by every harness.
-
-/// A session that knows its serial number, counts its drops and records `set_not_resumable`.
-pub struct TSession {
-    pub id: Vec<u8>,
-    pub serial: u32,
-    pub own_timeout: Option<Duration>,
-    pub not_resumable: AtomicBool,
-    pub drops: Arc<AtomicUsize>,
-}
-
-impl TSession {
-    pub fn new(id: &[u8], serial: u32, own_timeout: Option<Duration>) -> Arc<Self> {
-        Arc::new(TSession {
-            id: id.to_vec(),
-            serial,
-            own_timeout,
-            not_resumable: AtomicBool::new(false),
-            drops: Arc::new(AtomicUsize::new(0)),
-        })
-    }
-    pub fn marked(&self) -> bool {
-        self.not_resumable.load(Ordering::SeqCst)
-    }
-}
-
-impl Session for TSession {
-    fn id(&self) -> &[u8] {
-        &self.id
-    }
-    fn timeout(&self) -> Option<Duration> {
-        self.own_timeout
-    }
-    fn set_not_resumable(&self) {
-        self.not_resumable.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for TSession {
-    fn drop(&mut self) {
-        self.drops.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl fmt::Debug for TSession {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "#{}({:02x?})",
-            self.serial,
-            &self.id[..self.id.len().min(4)]
-        )
-    }
-}
 
 /// Our copy of [`RemovalCause`] (which is `#[non_exhaustive]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,12 +53,12 @@ pub type EventLog = Arc<Mutex<Vec<(u32, Cause)>>>;
 /// Every object a harness created, kept alive until the end so over-release is observable.
 #[derive(Default)]
 pub struct Registry {
-    pub objs: Vec<Arc<TSession>>,
+    pub objs: Vec<Arc<TestSession>>,
 }
 
 impl Registry {
-    pub fn make(&mut self, id: &[u8], own_timeout: Option<Duration>) -> Arc<TSession> {
-        let s = TSession::new(id, self.objs.len() as u32, own_timeout);
+    pub fn make(&mut self, id: &[u8], timeout: Option<Duration>) -> Arc<TestSession> {
+        let s = TestSession::new(id, self.objs.len() as u32, timeout);
         self.objs.push(s.clone());
         s
     }
@@ -471,8 +414,8 @@ impl Events {
 }
 
 /// Model of one cache plus its checking harness.
-pub struct Differential {
-    cache: Option<SessionCache<TSession>>,
+pub struct ModelRun {
+    cache: Option<SessionCache<TestSession>>,
     clock: ManualClock,
     log: EventLog,
     reg: Registry,
@@ -505,13 +448,13 @@ macro_rules! check {
     };
 }
 
-impl Differential {
+impl ModelRun {
     pub fn new(cfg: &Config) -> Self {
         let clock = ManualClock::new();
         let log: EventLog = Arc::default();
         let mut reg = Registry::default();
         let mut backing = HashMap::new();
-        let mut builder = SessionCache::<TSession>::builder()
+        let mut builder = SessionCache::<TestSession>::builder()
             .capacity(cfg.capacity)
             .timeout(cfg.timeout)
             .clock(clock.clone())
@@ -519,12 +462,12 @@ impl Differential {
             .max_id_len(MAX_ID_LEN)
             .hash_seed(cfg.hash_seed);
         let l = log.clone();
-        builder = builder.on_remove(move |s: &Arc<TSession>, c: RemovalCause| {
+        builder = builder.on_remove(move |s: &Arc<TestSession>, c: RemovalCause| {
             l.lock().unwrap().push((s.serial, c.into()))
         });
         if cfg.on_miss {
             // The second tier knows ids 1 and 3 (one fixed object each).
-            let mut tier: HashMap<Vec<u8>, Arc<TSession>> = HashMap::new();
+            let mut tier: HashMap<Vec<u8>, Arc<TestSession>> = HashMap::new();
             for i in [1usize, 3] {
                 let s = reg.make(IDS[i], None);
                 backing.insert(i, s.serial);
@@ -538,7 +481,7 @@ impl Differential {
         for (i, s) in &backing {
             made[*i].push(*s);
         }
-        Differential {
+        ModelRun {
             cache: Some(cache),
             clock,
             log,
@@ -558,7 +501,7 @@ impl Differential {
         }
     }
 
-    fn cache(&self) -> &SessionCache<TSession> {
+    fn cache(&self) -> &SessionCache<TestSession> {
         self.cache.as_ref().unwrap()
     }
 
@@ -604,11 +547,11 @@ impl Differential {
         (t < u64::MAX as u128).then(|| Duration::from_nanos(t as u64))
     }
 
-    fn obj(&self, serial: u32) -> Arc<TSession> {
+    fn obj(&self, serial: u32) -> Arc<TestSession> {
         self.reg.objs[serial as usize].clone()
     }
 
-    fn new_obj(&mut self, id: usize, timeout: Option<usize>) -> Arc<TSession> {
+    fn new_obj(&mut self, id: usize, timeout: Option<usize>) -> Arc<TestSession> {
         let s = self.reg.make(IDS[id], timeout.map(|t| TIMEOUTS[t]));
         self.marks.push(Mark::Never);
         self.made[id].push(s.serial);
@@ -647,7 +590,7 @@ impl Differential {
     }
 
     /// `Expired` events not explained by the operation itself: an implementation may sweep
-    /// expired entries incrementally on the add path (DESIGN.md 5). Each must be an entry that
+    /// expired entries incrementally on the add path (docs/design.md, "Policy"). Each must be an entry that
     /// is cached and expired; it counts in `expired`.
     fn apply_sweeps(&mut self, ev: &mut Events) {
         for s in ev.take_cause(Cause::Expired) {
@@ -668,7 +611,7 @@ impl Differential {
     fn model_add(&mut self, serial: u32, ev: &mut Events) -> Added {
         self.apply_sweeps(ev);
         let obj = self.obj(serial);
-        let exp = self.expiry(obj.own_timeout.unwrap_or(self.timeout));
+        let exp = self.expiry(obj.timeout.unwrap_or(self.timeout));
         let seq = self.next_seq();
         let update_time = self.mode.contains(CacheMode::UPDATE_TIME);
         match self.entries.get(&obj.id).cloned() {
@@ -1014,7 +957,7 @@ impl Differential {
         }
     }
 
-    fn do_add(&mut self, s: Arc<TSession>, try_: bool) {
+    fn do_add(&mut self, s: Arc<TestSession>, try_: bool) {
         let serial = s.serial;
         let got = if try_ {
             match self.cache().try_add(s) {
@@ -1132,20 +1075,43 @@ impl Differential {
         }
     }
 
-    /// Drops the cache and checks every `Arc` was released exactly once.
+    /// `SessionCache::check_invariants`, its panic reported with the model's context. Called at
+    /// the end of a run, not after every operation: a walk of a 256-bucket table per operation
+    /// cut the fuzzer's speed by an order of magnitude.
+    fn check_invariants(&self) {
+        let c = self.cache();
+        let broken =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.check_invariants()))
+                .err()
+                .map(|e| {
+                    e.downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default()
+                });
+        check!(
+            self,
+            broken.is_none(),
+            "check_invariants: {}",
+            broken.unwrap()
+        );
+    }
+
+    /// Checks the invariants, drops the cache and checks every `Arc` was released exactly once.
     pub fn finish(mut self) {
         self.ctx = "finish".into();
+        self.check_invariants();
         drop(self.cache.take());
         let reg = std::mem::take(&mut self.reg);
-        reg.check_released_exactly_once("differential");
+        reg.check_released_exactly_once("model");
     }
 }
 
-/// Decodes `data` and runs it through [`Differential`]. Panics on any disagreement.
-pub fn run_differential(data: &[u8]) {
+/// Decodes `data` and runs it through [`ModelRun`]. Panics on any disagreement.
+pub fn run_model(data: &[u8]) {
     let mut b = Bytes::new(data);
     let cfg = Config::decode(&mut b);
-    let mut d = Differential::new(&cfg);
+    let mut d = ModelRun::new(&cfg);
     let trace = std::env::var_os("MODEL_TRACE").is_some();
     if trace {
         eprintln!("{cfg:?}");
@@ -1162,9 +1128,9 @@ pub fn run_differential(data: &[u8]) {
     d.finish();
 }
 
-/// Like [`run_differential`] from a config and an op list (hand-written seeds).
+/// Like [`run_model`] from a config and an op list (hand-written seeds).
 pub fn run_ops(cfg: &Config, ops: &[Op]) {
-    let mut d = Differential::new(cfg);
+    let mut d = ModelRun::new(cfg);
     for (i, op) in ops.iter().enumerate() {
         d.step(i, *op);
     }

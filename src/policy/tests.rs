@@ -1,0 +1,150 @@
+//! Unit tests of the policy against its invariants (`check_invariants`): capacity, eviction
+//! order, expiry, the live count and the statistics, single-threaded, with a manual clock.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{Lookup, Policy, RemoveCallback, Settings};
+use crate::{Added, CacheMode, ManualClock, RemovalCause, Session};
+
+#[derive(Debug)]
+struct Sess {
+    id: Vec<u8>,
+    timeout: Option<Duration>,
+}
+
+impl Session for Sess {
+    fn id(&self) -> &[u8] {
+        &self.id
+    }
+    fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+}
+
+fn sess(n: u32, timeout_secs: Option<u64>) -> Arc<Sess> {
+    Arc::new(Sess {
+        id: n.to_le_bytes().to_vec(),
+        timeout: timeout_secs.map(Duration::from_secs),
+    })
+}
+
+type Log = Arc<Mutex<Vec<(Vec<u8>, RemovalCause)>>>;
+
+fn policy(capacity: usize, clock: &ManualClock) -> (Policy<Sess>, Log) {
+    let log = Log::default();
+    let l = log.clone();
+    let on_remove: RemoveCallback<Sess> =
+        Box::new(move |s: &Arc<Sess>, c| l.lock().unwrap().push((s.id.clone(), c)));
+    let settings = Settings {
+        capacity,
+        timeout: Duration::from_secs(300),
+        mode: CacheMode::SERVER,
+    };
+    let p = Policy::new(
+        settings,
+        crate::clock::TimeSource::of(clock.clone()),
+        Some(on_remove),
+        32,
+        Some(9),
+    );
+    (p, log)
+}
+
+#[test]
+fn capacity_holds_and_the_soonest_expiry_is_evicted() {
+    let clock = ManualClock::new();
+    let (p, log) = policy(4, &clock);
+    // Expiries 10, 20, 30, 40 s: the first goes first.
+    for n in 1..=4u32 {
+        assert_eq!(
+            p.insert(sess(n, Some(10 * u64::from(n))), false),
+            Ok(Added::Inserted)
+        );
+        p.check_invariants();
+    }
+    assert_eq!(p.insert(sess(5, Some(50)), false), Ok(Added::Inserted));
+    p.check_invariants();
+    assert_eq!(p.len(), 4);
+    assert_eq!(
+        log.lock().unwrap().as_slice(),
+        &[(1u32.to_le_bytes().to_vec(), RemovalCause::Evicted)]
+    );
+    assert_eq!(p.stats().cache_full, 1);
+}
+
+#[test]
+fn expired_entries_pay_before_live_ones() {
+    let clock = ManualClock::new();
+    let (p, log) = policy(2, &clock);
+    p.insert(sess(1, Some(1)), false).unwrap();
+    p.insert(sess(2, Some(100)), false).unwrap();
+    clock.advance(Duration::from_secs(2));
+    p.insert(sess(3, Some(100)), false).unwrap();
+    p.check_invariants();
+    assert!(p.contains(&2u32.to_le_bytes()), "a live entry was evicted");
+    assert!(!p.contains(&1u32.to_le_bytes()));
+    let causes: Vec<_> = log.lock().unwrap().iter().map(|e| e.1).collect();
+    assert!(
+        causes == [RemovalCause::Expired] || causes == [RemovalCause::Evicted],
+        "{causes:?}"
+    );
+}
+
+#[test]
+fn lookups_remove_expired_entries_and_count_them() {
+    let clock = ManualClock::new();
+    let (p, _log) = policy(0, &clock);
+    p.insert(sess(1, Some(1)), false).unwrap();
+    assert!(matches!(p.get(&1u32.to_le_bytes()), Lookup::Hit(_)));
+    clock.advance(Duration::from_secs(2));
+    assert!(matches!(p.get(&1u32.to_le_bytes()), Lookup::Expired));
+    assert!(matches!(p.get(&1u32.to_le_bytes()), Lookup::Miss));
+    p.check_invariants();
+    let st = p.stats();
+    assert_eq!((st.entries, st.hits, st.timeouts, st.expired), (0, 1, 1, 1));
+}
+
+#[test]
+fn the_live_count_follows_every_way_out() {
+    let clock = ManualClock::new();
+    let (p, _log) = policy(8, &clock);
+    for n in 0..8u32 {
+        p.insert(sess(n, Some(u64::from(n) + 1)), false).unwrap();
+    }
+    p.check_invariants();
+    assert!(p.remove(&0u32.to_le_bytes()));
+    assert!(matches!(p.take(&1u32.to_le_bytes()), Lookup::Hit(_)));
+    p.insert(sess(2, None), false).unwrap(); // a replacement: the count does not move
+    p.check_invariants();
+    assert_eq!(p.len(), 6);
+    // Id 3 (timeout 4 s) expires; id 4 (5 s) does not: expiry is strictly after the timeout.
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(p.flush_expired(), 1);
+    p.check_invariants();
+    assert_eq!(p.len(), 5);
+    p.set_capacity(2);
+    p.insert(sess(100, None), false).unwrap(); // shrinks down to the new capacity
+    p.check_invariants();
+    assert_eq!(p.len(), 2);
+    p.clear();
+    p.check_invariants();
+    assert_eq!(p.len(), 0);
+}
+
+#[test]
+fn an_unbounded_policy_grows_and_keeps_every_entry() {
+    let clock = ManualClock::new();
+    let (p, _log) = policy(0, &clock);
+    let before = p.bucket_count();
+    let n = (before * 16) as u32;
+    for i in 0..n {
+        p.insert(sess(i, None), false).unwrap();
+    }
+    p.check_invariants();
+    assert!(p.bucket_count() > before, "the table never grew");
+    assert_eq!(p.len(), n as usize);
+    for i in 0..n {
+        assert!(p.contains(&i.to_le_bytes()), "{i} lost");
+    }
+}
