@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every concurrent test many times in a row and counts failures: the stable concurrent
 # suites (tests/concurrent_ops.rs, the concurrent fuzz replay), the long model runs with a fresh
-# random input stream each time (tests/model_long.rs prints its STRESS_SEED so a failure replays),
+# random input stream each time (tests/model_long.rs prints its LONG_SEED so a failure replays),
 # and, with cargo-fuzz on a nightly toolchain, short fuzz runs of each target.
 #
 #   scripts/soak.sh                 # 50 runs of each
