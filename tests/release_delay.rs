@@ -129,7 +129,10 @@ fn ops_until_dropped_under_reads(how: Unlink) -> (usize, Duration) {
     let t0 = Instant::now();
     let mut ops = 0;
     while flag.load(SeqCst) == 0 {
-        assert!(ops < GIVE_UP, "{how:?}: not dropped after {GIVE_UP} lookups");
+        assert!(
+            ops < GIVE_UP,
+            "{how:?}: not dropped after {GIVE_UP} lookups"
+        );
         let n = (ops % (CAP - 2)) as u64;
         let _ = cache.get(&n.to_le_bytes());
         ops += 1;
@@ -141,7 +144,10 @@ fn ops_until_dropped_under_reads(how: Unlink) -> (usize, Duration) {
 fn flush_releases_at_once(how: Unlink) {
     let (_cache, _clock, flag, _) = setup(how);
     flush_deferred();
-    assert!(flag.load(SeqCst) > 0, "{how:?}: alive after flush_deferred()");
+    assert!(
+        flag.load(SeqCst) > 0,
+        "{how:?}: alive after flush_deferred()"
+    );
 }
 
 #[test]
