@@ -20,7 +20,7 @@ use openssl_sys::{SSL, SSL_CTX, SSL_SESSION};
 
 use super::{Id, Sess, Subject};
 
-// Not declared by openssl-sys 0.9.118 (reference/openssl-session-cache.md section 11.2).
+// Not declared by openssl-sys 0.9.118 (libssl exports them).
 extern "C" {
     fn SSL_SESSION_new() -> *mut SSL_SESSION;
     fn SSL_SESSION_set1_id(s: *mut SSL_SESSION, sid: *const c_uchar, len: c_uint) -> c_int;
