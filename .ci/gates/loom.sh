@@ -101,7 +101,7 @@ if [ "${LOOM_MUTANTS:-1}" = 1 ]; then
       status=1
     # Caught = the model fails: an assertion or loom's causality check panics, or the fault
     # frees memory twice and glibc aborts the process (double free / heap corruption detected).
-    elif ! grep -qE 'panicked at (loom-tests|testkit)|Causality violation|panicked at .*loom|double free|corrupted|malloc|SIGABRT' "$log"; then
+    elif ! grep -qE 'panicked at (loom-tests|testkit|src)|Causality violation|panicked at .*loom|double free|corrupted|malloc|SIGABRT' "$log"; then
       tail -30 "$log"
       echo "  mutant $m: $test did not fail in a model"
       status=1

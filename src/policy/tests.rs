@@ -148,3 +148,50 @@ fn an_unbounded_policy_grows_and_keeps_every_entry() {
         assert!(p.contains(&i.to_le_bytes()), "{i} lost");
     }
 }
+
+/// The interleaving of two adds of one new id into a full cache, replayed exactly on one thread:
+/// the first add inserts its entry, the second replaces it, then the first add makes room. The
+/// eviction must spare the replacement, the id just added (it expires sooner than the only other
+/// entry, so sparing only the first add's own entry would evict it).
+#[test]
+fn an_add_never_evicts_a_racing_replacement_of_its_id() {
+    use crate::raw::{Insert, OnExisting, Order};
+    let clock = ManualClock::new();
+    let (p, log) = policy(1, &clock);
+    assert_eq!(p.insert(sess(9, Some(400)), false), Ok(Added::Inserted));
+    let guard = p.table.pin();
+    let replace = OnExisting::Replace {
+        refresh_rank: false,
+    };
+    let order = Order { rank: 1, seq: 10 };
+    // The first add's insert, then (before it makes room) the second add's replacement.
+    let Insert::New(fresh) = p
+        .table
+        .insert(sess(1, Some(1)), |s| s.id(), order, replace, &guard)
+    else {
+        panic!("a new id inserts");
+    };
+    p.counters.add_live(1);
+    let order = Order { rank: 1, seq: 11 };
+    let Insert::Replaced(first) =
+        p.table
+            .insert(sess(1, Some(1)), |s| s.id(), order, replace, &guard)
+    else {
+        panic!("a different object replaces");
+    };
+    drop(first);
+    // The first add makes room for its one excess.
+    let mut removed = super::Removed::new();
+    p.make_room(1, 1, &fresh, 0, true, &guard, &mut removed);
+    let evicted: Vec<Vec<u8>> = removed.iter().map(|(s, _)| s.id.clone()).collect();
+    assert_eq!(
+        evicted,
+        vec![9u32.to_le_bytes().to_vec()],
+        "the add evicted its own id"
+    );
+    drop(removed);
+    drop(guard);
+    assert!(p.contains(&1u32.to_le_bytes()));
+    assert_eq!(p.len(), 1);
+    drop(log);
+}

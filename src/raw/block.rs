@@ -59,6 +59,13 @@ impl<T> Slot<T> {
         let _ = rank;
     }
 
+    /// Overwrites the tag, breaking the tag rule on purpose (the checker's own tests).
+    #[cfg(test)]
+    pub(crate) fn force_tag(&self, tag: u8) {
+        // Relaxed: single-threaded test.
+        self.tag.store(tag, Ordering::Relaxed);
+    }
+
     /// The tag written for this slot's key, or 0.
     #[inline]
     pub(crate) fn tag(&self) -> u8 {
@@ -68,6 +75,20 @@ impl<T> Slot<T> {
 
     #[inline]
     pub(crate) fn set_tag(&self, tag: u8) {
+        // Tag rule: a slot's tag goes from 0 to its key's tag once and never changes after, as
+        // its key never does (claim rule).
+        // (Not in loom builds: the extra load would multiply the models' interleavings; the
+        // models check the rule at rest with `check_invariants`.)
+        debug_assert!(tag != 0, "tags are never 0");
+        #[cfg(not(session_cache_loom))]
+        debug_assert!(
+            {
+                let before = self.tag();
+                before == 0 || before == tag
+            },
+            "a slot's tag changed: {} -> {tag}",
+            self.tag()
+        );
         // Relaxed: see `may_hold`; the value written is right for this slot forever.
         self.tag.store(tag, Ordering::Relaxed);
     }

@@ -506,6 +506,14 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                         .compare_exchange(expected, new, AcqRel, Acquire, guard)
                     {
                         Ok(published) => {
+                            // Claim rule: claims go to the first null slot, so the claimed
+                            // slots form a prefix (no slot is ever null again). Not in loom
+                            // builds, whose models check it at rest (`check_invariants`).
+                            #[cfg(not(session_cache_loom))]
+                            debug_assert!(
+                                (0..i).all(|j| !b.slot(j).word.load(Relaxed, guard).is_null()),
+                                "a claim past a null slot"
+                            );
                             b.slot(i).set_tag(tag);
                             b.slot(i).set_hint(rank);
                             return Insert::New(Fresh { entry: published });
@@ -522,6 +530,8 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             let slot = &b.slot(i).word;
             // SAFETY: non-null, loaded under `guard`.
             let old = unsafe { word.deref() };
+            // Claim rule: every entry a claimed slot ever holds carries the slot's first key.
+            debug_assert!(old.has_key(key), "a slot holds another key");
             if word.tag() & DEAD != 0 {
                 new.set_order(rank, seq);
                 match slot.compare_exchange(word, new, AcqRel, Acquire, guard) {

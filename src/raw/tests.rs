@@ -143,9 +143,9 @@ fn the_checker_catches_a_wrong_tag() {
         .block()
         .expect("a block");
     let right = tag_of(t.hash(&key(1)));
-    b.slot(0).set_tag(right ^ 2);
+    b.slot(0).force_tag(right ^ 2);
     let caught = catch_unwind(AssertUnwindSafe(|| t.check_invariants(&guard)));
-    b.slot(0).set_tag(right);
+    b.slot(0).force_tag(right);
     let msg = caught.expect_err("a wrong tag must be reported");
     let msg = msg.downcast_ref::<String>().expect("a formatted message");
     assert!(msg.contains("tag"), "{msg}");
