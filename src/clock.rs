@@ -79,13 +79,41 @@ impl Default for ManualClock {
 
 impl ManualClock {
     /// A clock at time zero.
+    ///
+    /// ```
+    /// use session_cache::{Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// assert_eq!(ManualClock::new().now(), Duration::ZERO);
+    /// ```
     pub fn new() -> Self {
         ManualClock {
             nanos: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Moves the clock forward by `by` (saturating).
+    /// Moves the clock forward by `by` (saturating). Clones share one time: a test keeps one
+    /// and gives the cache another.
+    ///
+    /// ```
+    /// use session_cache::{Clock, ManualClock, Session, SessionCache};
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// struct S([u8; 4]);
+    /// impl Session for S {
+    ///     fn id(&self) -> &[u8] { &self.0 }
+    /// }
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache = SessionCache::builder()
+    ///     .timeout(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.add(Arc::new(S(*b"abcd")));
+    /// clock.advance(Duration::from_secs(61));
+    /// assert_eq!(clock.now(), Duration::from_secs(61));
+    /// assert!(cache.get(b"abcd").is_none(), "expired");
+    /// ```
     pub fn advance(&self, by: Duration) {
         let by = duration_to_nanos(by);
         // Relaxed: the clock publishes nothing but its own value.
@@ -96,7 +124,18 @@ impl ManualClock {
             });
     }
 
-    /// Sets the clock to `to`, which may be earlier than now (a clock that jumps back).
+    /// Sets the clock to `to`, which may be earlier than now (a clock that jumps back; the
+    /// cache then treats time as standing still until it passes the latest time it saw).
+    ///
+    /// ```
+    /// use session_cache::{Clock, ManualClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.set(Duration::from_secs(10));
+    /// clock.set(Duration::from_secs(5));
+    /// assert_eq!(clock.now(), Duration::from_secs(5));
+    /// ```
     pub fn set(&self, to: Duration) {
         // Relaxed: as in `advance`.
         self.nanos.store(duration_to_nanos(to), Ordering::Relaxed);

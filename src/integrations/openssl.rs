@@ -335,6 +335,23 @@ impl OpensslExternalCache {
     /// Installing again on the same builder is allowed (it re-registers the same callbacks); any
     /// other context is refused with [`InstallError::OtherContext`]. The adapter keeps a
     /// reference to its context: the context is freed when both it and the adapter are dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`InstallError::OtherContext`] when this adapter is already installed on another
+    /// context.
+    ///
+    /// ```no_run
+    /// use openssl::ssl::{SslContext, SslMethod};
+    /// use session_cache::integrations::openssl::OpensslExternalCache;
+    ///
+    /// let cache = OpensslExternalCache::new();
+    /// let mut builder = SslContext::builder(SslMethod::tls_server()).unwrap();
+    /// cache.install(&mut builder).unwrap();
+    /// // ... certificate and key, then build the context and serve.
+    /// let mut other = SslContext::builder(SslMethod::tls_server()).unwrap();
+    /// assert!(cache.install(&mut other).is_err(), "one adapter, one context");
+    /// ```
     pub fn install(&self, builder: &mut SslContextBuilder) -> Result<(), InstallError> {
         let me = builder.as_ptr();
         let bound = self.ctx.get_or_init(|| {
