@@ -113,6 +113,15 @@ const VERSIONS: [(SslVersion, u8); 7] = [
 /// id as OpenSSL reports it (1 to 32 bytes). A second tier that stores sessions under a namespace
 /// stores these bytes after it. `None` for an empty id or a version OpenSSL does not name
 /// ([`SslVersion`] has no other constants): such sessions are neither stored nor found.
+///
+/// ```
+/// use openssl::ssl::SslVersion;
+/// use session_cache::integrations::openssl::session_key;
+///
+/// assert_eq!(session_key(SslVersion::TLS1_2, b"id"), Some(vec![0x03, b'i', b'd']));
+/// assert_eq!(session_key(SslVersion::TLS1_3, b"id"), Some(vec![0x04, b'i', b'd']));
+/// assert_eq!(session_key(SslVersion::TLS1_3, b""), None);
+/// ```
 pub fn session_key(version: SslVersion, id: &[u8]) -> Option<Vec<u8>> {
     if id.is_empty() {
         return None;
@@ -213,11 +222,31 @@ impl OpensslSession {
     }
 
     /// The OpenSSL session.
+    ///
+    /// ```no_run
+    /// use session_cache::integrations::openssl::OpensslExternalCache;
+    ///
+    /// let cache = OpensslExternalCache::new();
+    /// // ... after handshakes: every cached session, with its id and OpenSSL handle.
+    /// if let Some(s) = cache.cache().get(&[0x03, 1, 2, 3]) {
+    ///     assert_eq!(s.session_id(), s.session().id());
+    /// }
+    /// ```
     pub fn session(&self) -> &SslSessionRef {
         &self.session
     }
 
     /// The session id (the key without its version byte).
+    ///
+    /// ```no_run
+    /// use session_cache::integrations::openssl::OpensslExternalCache;
+    ///
+    /// let cache = OpensslExternalCache::new();
+    /// // ... after handshakes: every cached session, with its id and OpenSSL handle.
+    /// if let Some(s) = cache.cache().get(&[0x03, 1, 2, 3]) {
+    ///     assert_eq!(s.session_id(), s.session().id());
+    /// }
+    /// ```
     pub fn session_id(&self) -> &[u8] {
         &self.key[1..]
     }
@@ -299,11 +328,27 @@ pub struct OpensslExternalCache {
 impl OpensslExternalCache {
     /// An adapter over a default cache ([`SessionCache::new`]: mode `SERVER`, 20 480 sessions;
     /// expiry follows each session's timeout).
+    ///
+    /// ```
+    /// use session_cache::integrations::openssl::OpensslExternalCache;
+    ///
+    /// let cache = OpensslExternalCache::new();
+    /// assert_eq!(cache.stats().entries, 0);
+    /// assert_eq!(cache.callback_panics(), 0);
+    /// ```
     pub fn new() -> Self {
         Self::with_cache(SessionCache::new())
     }
 
     /// An adapter over a cache configured with [`SessionCache::builder`].
+    ///
+    /// ```
+    /// use session_cache::integrations::openssl::OpensslExternalCache;
+    /// use session_cache::SessionCache;
+    ///
+    /// let cache = OpensslExternalCache::with_cache(SessionCache::builder().capacity(4096).build());
+    /// assert_eq!(cache.cache().capacity(), 4096);
+    /// ```
     pub fn with_cache(cache: SessionCache<OpensslSession>) -> Self {
         Self {
             cache: Arc::new(cache),
@@ -314,17 +359,36 @@ impl OpensslExternalCache {
     }
 
     /// The underlying cache (stats, mode, capacity, flushing).
+    ///
+    /// ```
+    /// use session_cache::integrations::openssl::OpensslExternalCache;
+    ///
+    /// let cache = OpensslExternalCache::new();
+    /// assert_eq!(cache.cache().flush_expired(), 0);
+    /// ```
     pub fn cache(&self) -> &SessionCache<OpensslSession> {
         &self.cache
     }
 
     /// Shorthand for `self.cache().stats()`.
+    ///
+    /// ```
+    /// use session_cache::integrations::openssl::OpensslExternalCache;
+    ///
+    /// assert_eq!(OpensslExternalCache::new().stats().hits, 0);
+    /// ```
     pub fn stats(&self) -> Stats {
         self.cache.stats()
     }
 
     /// How many panics (of the cache's `on_remove` or `on_miss`) were caught in OpenSSL's
     /// callbacks instead of unwinding through libssl (see the module docs).
+    ///
+    /// ```
+    /// use session_cache::integrations::openssl::OpensslExternalCache;
+    ///
+    /// assert_eq!(OpensslExternalCache::new().callback_panics(), 0);
+    /// ```
     pub fn callback_panics(&self) -> u64 {
         // Relaxed: a statistics counter.
         self.panics.load(Ordering::Relaxed)

@@ -49,11 +49,25 @@ pub struct RustlsSession {
 
 impl RustlsSession {
     /// Makes a session from rustls's key and encoded value.
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsSession;
+    /// use session_cache::Session;
+    ///
+    /// let s = RustlsSession::new(b"id".to_vec(), b"value".to_vec());
+    /// assert_eq!((s.id(), s.value()), (&b"id"[..], &b"value"[..]));
+    /// ```
     pub fn new(id: Vec<u8>, value: Vec<u8>) -> Self {
         Self { id, value }
     }
 
     /// The encoded session (rustls's `ServerSessionValue` encoding).
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsSession;
+    ///
+    /// assert_eq!(RustlsSession::new(vec![1], vec![2, 3]).value(), &[2, 3]);
+    /// ```
     pub fn value(&self) -> &[u8] {
         &self.value
     }
@@ -101,21 +115,60 @@ pub struct RustlsServerStore {
 
 impl RustlsServerStore {
     /// A store over a default cache ([`SessionCache::new`]: mode `SERVER`, 300 s, 20 480 sessions).
+    ///
+    /// ```
+    /// use rustls::server::StoresServerSessions;
+    /// use session_cache::integrations::rustls::RustlsServerStore;
+    ///
+    /// let store = RustlsServerStore::new();
+    /// assert!(store.put(b"session id".to_vec(), b"encoded value".to_vec()));
+    /// assert_eq!(store.get(b"session id").as_deref(), Some(&b"encoded value"[..]));
+    /// assert_eq!(store.take(b"session id").as_deref(), Some(&b"encoded value"[..]));
+    /// assert!(store.take(b"session id").is_none(), "single use");
+    /// assert_eq!(store.stats().hits, 2);
+    /// ```
     pub fn new() -> Self {
         Self::with_cache(SessionCache::new())
     }
 
     /// A store over a cache configured with [`SessionCache::builder`].
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsServerStore;
+    /// use session_cache::SessionCache;
+    /// use std::time::Duration;
+    ///
+    /// let store = RustlsServerStore::with_cache(
+    ///     SessionCache::builder()
+    ///         .capacity(100_000)
+    ///         .timeout(Duration::from_secs(3600))
+    ///         .build(),
+    /// );
+    /// assert_eq!(store.cache().capacity(), 100_000);
+    /// ```
     pub fn with_cache(cache: SessionCache<RustlsSession>) -> Self {
         Self { cache }
     }
 
     /// The underlying cache (stats, mode, timeout, capacity, flushing).
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsServerStore;
+    ///
+    /// let store = RustlsServerStore::new();
+    /// assert_eq!(store.cache().flush_expired(), 0);
+    /// ```
     pub fn cache(&self) -> &SessionCache<RustlsSession> {
         &self.cache
     }
 
     /// Shorthand for `self.cache().stats()`.
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsServerStore;
+    ///
+    /// assert_eq!(RustlsServerStore::new().stats().entries, 0);
+    /// ```
     pub fn stats(&self) -> Stats {
         self.cache.stats()
     }
@@ -320,6 +373,16 @@ impl RustlsClientStore {
 
     /// A store for up to `max_servers` servers (0 = unbounded), 8 tickets each, mode `CLIENT`, the
     /// cache's default timeout (300 s).
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsClientStore;
+    ///
+    /// let store = RustlsClientStore::new(256);
+    /// assert_eq!(store.cache().capacity(), 256);
+    /// assert_eq!(store.tickets_per_server(), RustlsClientStore::DEFAULT_TICKETS_PER_SERVER);
+    /// assert_eq!(store.client_stats().tickets_taken, 0);
+    /// assert_eq!(store.stats().entries, 0);
+    /// ```
     pub fn new(max_servers: usize) -> Self {
         Self::with_cache(
             SessionCache::builder()
@@ -331,6 +394,15 @@ impl RustlsClientStore {
     }
 
     /// A store over a cache you configured (its mode must include [`CacheMode::CLIENT`]).
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsClientStore;
+    /// use session_cache::{CacheMode, SessionCache};
+    ///
+    /// let cache = SessionCache::builder().capacity(64).mode(CacheMode::CLIENT).build();
+    /// let store = RustlsClientStore::with_cache(cache, 4);
+    /// assert_eq!(store.tickets_per_server(), 4);
+    /// ```
     pub fn with_cache(cache: SessionCache<ServerState>, tickets_per_server: usize) -> Self {
         Self {
             cache,
@@ -344,21 +416,46 @@ impl RustlsClientStore {
     }
 
     /// The underlying cache (one entry per server).
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsClientStore;
+    ///
+    /// assert!(RustlsClientStore::new(8).cache().is_empty());
+    /// ```
     pub fn cache(&self) -> &SessionCache<ServerState> {
         &self.cache
     }
 
     /// The TLS 1.3 tickets kept per server.
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsClientStore;
+    ///
+    /// assert_eq!(RustlsClientStore::new(8).tickets_per_server(), 8);
+    /// ```
     pub fn tickets_per_server(&self) -> usize {
         self.tickets_per_server
     }
 
     /// Shorthand for `self.cache().stats()`.
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsClientStore;
+    ///
+    /// assert_eq!(RustlsClientStore::new(8).stats().entries, 0);
+    /// ```
     pub fn stats(&self) -> Stats {
         self.cache.stats()
     }
 
     /// What the store handed out and took in.
+    ///
+    /// ```
+    /// use session_cache::integrations::rustls::RustlsClientStore;
+    ///
+    /// let s = RustlsClientStore::new(8).client_stats();
+    /// assert_eq!((s.tls12_hits, s.tickets_inserted), (0, 0));
+    /// ```
     pub fn client_stats(&self) -> ClientStoreStats {
         // Relaxed: independent statistics counters.
         ClientStoreStats {

@@ -113,6 +113,15 @@ impl RedisTierBuilder {
 
     /// The key prefix: sessions of other namespaces are never seen (their values do not even
     /// open here, the namespace being part of what is authenticated). Default `session-cache`.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .namespace("edge");
+    /// # let _ = builder;
+    /// ```
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.cfg.namespace = namespace.into();
         self
@@ -120,6 +129,15 @@ impl RedisTierBuilder {
 
     /// The key that seals every value (XChaCha20-Poly1305). Required. Every node of a fleet
     /// needs the same key; rotate with [`previous_key`](Self::previous_key).
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .namespace("edge");
+    /// # let _ = builder;
+    /// ```
     pub fn encryption_key(mut self, key: [u8; 32]) -> Self {
         self.cfg.key = Some(key);
         self
@@ -129,12 +147,31 @@ impl RedisTierBuilder {
     /// out as `previous_key` on every node, then make it the `encryption_key` and the old one a
     /// `previous_key`, and drop the old one after the longest session lifetime. May be given
     /// several times.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .previous_key([6; 32]);
+    /// # let _ = builder;
+    /// ```
     pub fn previous_key(mut self, key: [u8; 32]) -> Self {
         self.cfg.previous_keys.push(key);
         self
     }
 
     /// The longest a lookup (`get` after a local miss, `take`) waits for Redis. Default 5 ms.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    /// use std::time::Duration;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .read_budget(Duration::from_millis(5));
+    /// # let _ = builder;
+    /// ```
     pub fn read_budget(mut self, budget: Duration) -> Self {
         self.cfg.read_budget = budget;
         self
@@ -143,12 +180,32 @@ impl RedisTierBuilder {
     /// The I/O thread's socket timeouts: how long it waits on a silent server before it drops
     /// the connection and reconnects. Callers never wait that long (they wait at most the read
     /// budget). Default 1 s.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    /// use std::time::Duration;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .io_timeout(Duration::from_secs(1));
+    /// # let _ = builder;
+    /// ```
     pub fn io_timeout(mut self, t: Duration) -> Self {
         self.cfg.io_timeout = t;
         self
     }
 
     /// The longest a connection attempt takes (TCP, TLS and the Redis handshake). Default 250 ms.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    /// use std::time::Duration;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .connect_timeout(Duration::from_millis(250));
+    /// # let _ = builder;
+    /// ```
     pub fn connect_timeout(mut self, t: Duration) -> Self {
         self.cfg.connect_timeout = t;
         self
@@ -157,12 +214,30 @@ impl RedisTierBuilder {
     /// The most operations queued for the I/O thread (writes, removals, lookups). A write that
     /// finds it full is dropped and counted in `dropped_writes`; a lookup is `rejected`; a
     /// removal goes to the retry list. Default 8192.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .queue_capacity(8192);
+    /// # let _ = builder;
+    /// ```
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.cfg.queue_capacity = n.max(1);
         self
     }
 
     /// The most operations sent in one pipeline (one round trip). Default 256.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .batch_max(256);
+    /// # let _ = builder;
+    /// ```
     pub fn batch_max(mut self, n: usize) -> Self {
         self.cfg.batch_max = n.max(1);
         self
@@ -170,6 +245,16 @@ impl RedisTierBuilder {
 
     /// The circuit breaker: after `failures` failed lookups or connection attempts in a row,
     /// lookups are not sent for `cooldown`. Default 3 and 1 s.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    /// use std::time::Duration;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .breaker(3, Duration::from_secs(1));
+    /// # let _ = builder;
+    /// ```
     pub fn breaker(mut self, failures: u32, cooldown: Duration) -> Self {
         self.cfg.breaker_threshold = failures.max(1);
         self.cfg.breaker_cooldown = cooldown;
@@ -180,6 +265,15 @@ impl RedisTierBuilder {
     /// this node holds one, instead of `None`. Off by default: with it, a ticket can resume on
     /// two nodes while Redis is unreachable (a replay window), which is what single use exists
     /// to prevent.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .take_best_effort(false);
+    /// # let _ = builder;
+    /// ```
     pub fn take_best_effort(mut self, on: bool) -> Self {
         self.cfg.take_best_effort = on;
         self
@@ -191,12 +285,30 @@ impl RedisTierBuilder {
     /// this feature enables, unless the program also enables another rustls provider; then
     /// install one (`rustls::crypto::CryptoProvider::install_default`) before the first
     /// connection, or the tier never connects (counted as connection failures).
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    ///
+    /// let builder = RedisTier::builder("rediss://127.0.0.1:6380/")
+    ///     .encryption_key([7; 32])
+    ///     .tls_root_certificate(std::fs::read("redis-ca.pem").unwrap_or_default());
+    /// # let _ = builder;
+    /// ```
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.cfg.tls_root_pem = Some(pem.into());
         self
     }
 
     /// The most removals kept for retrying while Redis is unreachable. Default 65 536.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .removal_retry_capacity(65_536);
+    /// # let _ = builder;
+    /// ```
     pub fn removal_retry_capacity(mut self, n: usize) -> Self {
         self.cfg.retry_capacity = n.max(1);
         self
@@ -204,6 +316,16 @@ impl RedisTierBuilder {
 
     /// The longest [`SessionCache::sync_remote`](crate::SessionCache::sync_remote) waits.
     /// Default 1 s.
+    ///
+    /// ```
+    /// use session_cache::remote::RedisTier;
+    /// use std::time::Duration;
+    ///
+    /// let builder = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .encryption_key([7; 32])
+    ///     .sync_timeout(Duration::from_secs(1));
+    /// # let _ = builder;
+    /// ```
     pub fn sync_timeout(mut self, t: Duration) -> Self {
         self.cfg.sync_timeout = t;
         self
@@ -211,6 +333,22 @@ impl RedisTierBuilder {
 
     /// Checks the settings and starts the tier's two I/O threads (one for commands, one for
     /// removal announcements). Does not wait for a connection.
+    ///
+    /// # Errors
+    ///
+    /// A [`RemoteError`] for settings that cannot work: a URL that is not a Redis URL, no
+    /// encryption key, a bad namespace, a zero read budget, a TLS root that is not PEM, or
+    /// threads that could not start. An unreachable server is not an error: the tier degrades
+    /// (lookups miss, `take` returns `None`) and reconnects by itself.
+    ///
+    /// ```
+    /// use session_cache::remote::{RedisTier, RemoteError};
+    ///
+    /// let no_key = RedisTier::builder("redis://127.0.0.1:6379/").build();
+    /// assert!(matches!(no_key, Err(RemoteError::MissingKey)));
+    /// let bad_url = RedisTier::builder("http://example.com/").encryption_key([7; 32]).build();
+    /// assert!(matches!(bad_url, Err(RemoteError::InvalidUrl(_))));
+    /// ```
     pub fn build(self) -> Result<RedisTier, RemoteError> {
         let cfg = self.cfg;
         if cfg.key.is_none() {

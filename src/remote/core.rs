@@ -91,6 +91,19 @@ impl RedisTier {
     /// `rediss://` for TLS (see [`RedisTierBuilder::tls_root_certificate`]),
     /// `redis+unix:///path` or `unix:///path`. A password goes in the URL
     /// (`redis://user:password@host/`).
+    ///
+    /// ```no_run
+    /// use session_cache::remote::RedisTier;
+    /// use std::time::Duration;
+    ///
+    /// let tier = RedisTier::builder("redis://127.0.0.1:6379/")
+    ///     .namespace("edge")
+    ///     .encryption_key([7; 32])
+    ///     .read_budget(Duration::from_millis(5))
+    ///     .build()
+    ///     .expect("valid settings");
+    /// # let _ = tier;
+    /// ```
     pub fn builder(url: &str) -> RedisTierBuilder {
         RedisTierBuilder::new(url)
     }
@@ -160,6 +173,14 @@ impl RedisTier {
     }
 
     /// A snapshot of the tier's counters.
+    ///
+    /// ```no_run
+    /// use session_cache::remote::RedisTier;
+    ///
+    /// let tier = RedisTier::builder("redis://127.0.0.1:6379/").encryption_key([7; 32]).build()?;
+    /// println!("{} remote hits, {} errors", tier.stats().hits, tier.stats().errors);
+    /// # Ok::<(), session_cache::remote::RemoteError>(())
+    /// ```
     pub fn stats(&self) -> RemoteStats {
         self.core.snapshot()
     }

@@ -152,6 +152,30 @@ impl<S: RemoteSession> Builder<S> {
     /// A fleet-wide second tier: sessions added here are written to Redis (sealed), local
     /// misses are looked up there, `take` is single use across the fleet and `remove` deletes
     /// everywhere. See [`crate::remote`].
+    ///
+    /// ```no_run
+    /// use session_cache::remote::{RedisTier, RemoteSession};
+    /// use session_cache::{Session, SessionCache};
+    ///
+    /// struct Ticket { id: Vec<u8>, state: Vec<u8> }
+    /// impl Session for Ticket {
+    ///     fn id(&self) -> &[u8] { &self.id }
+    /// }
+    /// impl RemoteSession for Ticket {
+    ///     fn encode(&self) -> Vec<u8> { self.state.clone() }
+    ///     fn decode(id: &[u8], bytes: &[u8]) -> Option<Self> {
+    ///         Some(Ticket { id: id.to_vec(), state: bytes.to_vec() })
+    ///     }
+    /// }
+    ///
+    /// let tier = RedisTier::builder("redis://127.0.0.1:6379/").encryption_key([7; 32]).build()?;
+    /// let cache: SessionCache<Ticket> =
+    ///     SessionCache::builder().capacity(20_480).remote(tier).build();
+    /// cache.sync_remote();
+    /// let stats = cache.remote_stats().expect("a tier");
+    /// println!("{} writes, {} dropped", stats.writes, stats.dropped_writes);
+    /// # Ok::<(), session_cache::remote::RemoteError>(())
+    /// ```
     pub fn remote(mut self, tier: RedisTier) -> Self {
         self.remote = TierSlot {
             bound: Some(Box::new(Bound {
@@ -166,6 +190,30 @@ impl<S: RemoteSession> Builder<S> {
 
 impl<S: Session> SessionCache<S> {
     /// The fleet tier's counters, or `None` when the cache has no tier.
+    ///
+    /// ```no_run
+    /// use session_cache::remote::{RedisTier, RemoteSession};
+    /// use session_cache::{Session, SessionCache};
+    ///
+    /// struct Ticket { id: Vec<u8>, state: Vec<u8> }
+    /// impl Session for Ticket {
+    ///     fn id(&self) -> &[u8] { &self.id }
+    /// }
+    /// impl RemoteSession for Ticket {
+    ///     fn encode(&self) -> Vec<u8> { self.state.clone() }
+    ///     fn decode(id: &[u8], bytes: &[u8]) -> Option<Self> {
+    ///         Some(Ticket { id: id.to_vec(), state: bytes.to_vec() })
+    ///     }
+    /// }
+    ///
+    /// let tier = RedisTier::builder("redis://127.0.0.1:6379/").encryption_key([7; 32]).build()?;
+    /// let cache: SessionCache<Ticket> =
+    ///     SessionCache::builder().capacity(20_480).remote(tier).build();
+    /// cache.sync_remote();
+    /// let stats = cache.remote_stats().expect("a tier");
+    /// println!("{} writes, {} dropped", stats.writes, stats.dropped_writes);
+    /// # Ok::<(), session_cache::remote::RemoteError>(())
+    /// ```
     pub fn remote_stats(&self) -> Option<RemoteStats> {
         self.remote.bound.as_ref().map(|b| b.tier.stats())
     }
@@ -175,6 +223,30 @@ impl<S: Session> SessionCache<S> {
     /// queued for retry). `true` when all were carried out on a working connection in time, or
     /// when the cache has no tier; `false` otherwise. Not needed for correctness (a node's
     /// operations reach Redis in order anyway); for tests, and before a planned shutdown.
+    ///
+    /// ```no_run
+    /// use session_cache::remote::{RedisTier, RemoteSession};
+    /// use session_cache::{Session, SessionCache};
+    ///
+    /// struct Ticket { id: Vec<u8>, state: Vec<u8> }
+    /// impl Session for Ticket {
+    ///     fn id(&self) -> &[u8] { &self.id }
+    /// }
+    /// impl RemoteSession for Ticket {
+    ///     fn encode(&self) -> Vec<u8> { self.state.clone() }
+    ///     fn decode(id: &[u8], bytes: &[u8]) -> Option<Self> {
+    ///         Some(Ticket { id: id.to_vec(), state: bytes.to_vec() })
+    ///     }
+    /// }
+    ///
+    /// let tier = RedisTier::builder("redis://127.0.0.1:6379/").encryption_key([7; 32]).build()?;
+    /// let cache: SessionCache<Ticket> =
+    ///     SessionCache::builder().capacity(20_480).remote(tier).build();
+    /// cache.sync_remote();
+    /// let stats = cache.remote_stats().expect("a tier");
+    /// println!("{} writes, {} dropped", stats.writes, stats.dropped_writes);
+    /// # Ok::<(), session_cache::remote::RemoteError>(())
+    /// ```
     pub fn sync_remote(&self) -> bool {
         self.remote.bound.as_ref().map_or(true, |b| b.tier.sync())
     }
