@@ -248,6 +248,7 @@ impl<S: Session> SessionCache<S> {
     /// assert!(cache.get(b"id-2").is_none());
     /// assert_eq!((cache.stats().hits, cache.stats().misses), (1, 1));
     /// ```
+    #[inline]
     pub fn get(&self, id: &[u8]) -> Option<Arc<S>> {
         let mode = self.mode();
         if !mode.contains(CacheMode::NO_INTERNAL_LOOKUP) {

@@ -36,14 +36,14 @@ use crate::loom::sync::atomic::{
     AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
-use crate::raw::{rank_hint, Found, Fresh, Insert, OnExisting, Order, RawTable};
+use crate::raw::{Found, Fresh, Insert, OnExisting, Order, RawTable};
 use crate::reclaim::{Guard, Pinned};
 use crate::{AddError, Added, CacheMode, RemovalCause, Session, Stats};
 
 /// Tables with at most this many buckets are scanned whole to choose an eviction victim.
 const EXACT_BUCKETS: usize = 16;
-/// Buckets read per step of a sampled eviction (about eight entries at capacity).
-const SAMPLE_BUCKETS: usize = 2;
+/// Buckets read per step of a sampled eviction (about five entries at capacity).
+const SAMPLE_BUCKETS: usize = 1;
 /// Live candidates a sampled eviction compares before it evicts (more buckets are read while
 /// fewer were seen, up to the whole table).
 const SAMPLE_ENTRIES: usize = 5;
@@ -86,7 +86,7 @@ struct LiveSettings {
 pub(crate) type RemoveCallback<S> = Box<dyn Fn(&Arc<S>, RemovalCause) + Send + Sync>;
 
 /// Entries that left the cache during one operation, delivered after it.
-type Removed<S> = smallvec::SmallVec<[(Arc<S>, RemovalCause); 4]>;
+type Removed<S> = smallvec::SmallVec<[(Arc<S>, RemovalCause); 2]>;
 
 /// The result of a lookup.
 pub(crate) enum Lookup<R> {
@@ -137,7 +137,7 @@ impl<S: Session> Policy<S> {
     }
 
     /// Now, in clock nanoseconds, never earlier than a time already seen.
-    #[inline]
+    #[inline(always)]
     fn now(&self) -> u64 {
         let t = self.clock.now_nanos();
         // Relaxed: a high-water mark of a clock; nothing is published through it.
@@ -150,6 +150,7 @@ impl<S: Session> Policy<S> {
         }
     }
 
+    #[inline(always)]
     fn check_id(&self, id: &[u8]) -> Result<(), AddError> {
         if id.is_empty() {
             Err(AddError::EmptyId)
@@ -255,13 +256,10 @@ impl<S: Session> Policy<S> {
         let mut kept = None;
         let added = {
             let guard = self.table.pin();
-            match self.table.insert(
-                session,
-                |s| s.id(),
-                Order { rank, seq },
-                on_existing,
-                &guard,
-            ) {
+            match self
+                .table
+                .insert(session, Order { rank, seq }, on_existing, &guard)
+            {
                 Insert::New(fresh) => {
                     stripe.bump(&stripe.inserts);
                     let before = self.counters.add_live(1);
@@ -344,7 +342,10 @@ impl<S: Session> Policy<S> {
         let stripe = self.counters.local();
         let buckets = self.table.bucket_count(guard);
         let exact = buckets <= EXACT_BUCKETS;
-        let now_hint = rank_hint(now);
+        // Sampling starts at the bucket the insert just wrote (its lines are in cache) and
+        // walks on from there: keys hash uniformly, so a bucket and its neighbours are as good
+        // a sample as any, and neighbouring bucket words share a line.
+        let mut next = fresh.hash() as usize;
         while owed > 0 && self.counters.len() > capacity {
             let mut victim: Option<Found<'g, S>> = None;
             let mut candidates = 0;
@@ -353,35 +354,22 @@ impl<S: Session> Policy<S> {
                 let (start, window) = if exact {
                     (0, buckets)
                 } else {
-                    // Relaxed: the hand only spreads the samples; races merely repeat a window.
-                    let hand = stripe.hand.load(Relaxed);
-                    stripe
-                        .hand
-                        .store(hand.wrapping_add(SAMPLE_BUCKETS), Relaxed);
-                    (hand, SAMPLE_BUCKETS)
+                    let start = next;
+                    next = next.wrapping_add(SAMPLE_BUCKETS);
+                    (start, SAMPLE_BUCKETS)
                 };
                 for b in 0..window {
                     self.table
                         .for_each_in_bucket(start.wrapping_add(b), guard, |found| {
-                            // The slot's rank hint decides without touching the entry where it
-                            // can: it rules expiry out when it is later than now's, and orders
-                            // candidates whose hints differ; the rest is read from the entry.
-                            let hint = found.rank_hint();
-                            if auto_clear && hint <= now_hint && now > found.rank() {
+                            // Ranks are in the slots: judging a candidate reads no session.
+                            if auto_clear && now > found.rank() {
                                 if self.unlink(&found, RemovalCause::Expired, guard, removed) {
                                     owed = owed.saturating_sub(1);
                                 }
                                 return;
                             }
                             candidates += 1;
-                            let sooner = victim.as_ref().map_or(true, |v| {
-                                let other = v.rank_hint();
-                                if hint == other {
-                                    found.goes_before(v)
-                                } else {
-                                    hint < other
-                                }
-                            });
+                            let sooner = victim.as_ref().map_or(true, |v| found.goes_before(v));
                             // The key comparison only for an entry that would become the victim.
                             if sooner && !found.shares_key_with(fresh) {
                                 victim = Some(found);
@@ -397,7 +385,9 @@ impl<S: Session> Policy<S> {
             let Some(victim) = victim else {
                 break;
             };
-            debug_assert!(!victim.shares_key_with(fresh), "an add evicting its own id");
+            // (Only the cheap half of the rule: a key that changes while cached may read
+            // differently here than when the victim was chosen.)
+            debug_assert!(!victim.is(fresh), "an add evicting its own session");
             debug_assert!(
                 exact || candidates >= SAMPLE_ENTRIES || looked >= buckets,
                 "a live entry evicted from an incomplete sample"
@@ -472,19 +462,21 @@ impl<S: Session> Policy<S> {
     }
 
     /// Looks `id` up and returns a new reference to a live session.
+    #[inline]
     pub(crate) fn get(&self, id: &[u8]) -> Lookup<Arc<S>> {
         self.lookup(id, |found| found.to_arc())
     }
 
     /// Looks `id` up and reads a live session in place with `read` (under the guard, so
     /// `read` must be short).
+    #[inline]
     pub(crate) fn get_with<R>(&self, id: &[u8], read: impl FnOnce(&S) -> R) -> Lookup<R> {
         self.lookup(id, |found| read(found.value()))
     }
 
     /// What every lookup starts with: the time, a pin and the hash; `None` (a miss, counted)
     /// for an id no entry can have.
-    #[inline]
+    #[inline(always)]
     fn begin_lookup(&self, id: &[u8], stripe: &Stripe) -> Option<(u64, Pinned, u64)> {
         if self.check_id(id).is_err() {
             stripe.bump(&stripe.misses);
@@ -493,7 +485,10 @@ impl<S: Session> Policy<S> {
         Some((self.now(), self.table.pin(), self.table.hash(id)))
     }
 
-    /// Looks `id` up; a live entry is read with `read`, an expired one removed.
+    /// Looks `id` up; a live entry is read with `read`, an expired one removed. (The hot path
+    /// of the crate: everything it calls is inlined into it, and the expired case is kept out
+    /// of line.)
+    #[inline(always)]
     fn lookup<R>(&self, id: &[u8], read: impl FnOnce(&Found<'_, S>) -> R) -> Lookup<R> {
         let stripe = self.counters.local();
         let Some((now, guard, hash)) = self.begin_lookup(id, stripe) else {
@@ -509,14 +504,22 @@ impl<S: Session> Policy<S> {
                 Lookup::Hit(read(&found))
             }
             Some(found) => {
-                let mut removed = Removed::new();
-                self.unlink(&found, RemovalCause::Expired, &guard, &mut removed);
+                let removed = self.lookup_expired(&found, &guard, stripe);
                 drop(guard);
-                stripe.bump(&stripe.timeouts);
                 self.deliver(removed);
                 Lookup::Expired
             }
         }
+    }
+
+    /// A lookup met `found` expired: remove it, count the timeout.
+    #[cold]
+    #[inline(never)]
+    fn lookup_expired(&self, found: &Found<'_, S>, guard: &Guard, stripe: &Stripe) -> Removed<S> {
+        let mut removed = Removed::new();
+        self.unlink(found, RemovalCause::Expired, guard, &mut removed);
+        stripe.bump(&stripe.timeouts);
+        removed
     }
 
     /// Removes and returns the live entry for `id` (single use).
@@ -637,7 +640,15 @@ impl<S: Session> Policy<S> {
 
     /// Marks and reports the sessions that left the cache. Runs user code: never under a guard.
     /// A panic is held until every session was handled, then resumed.
+    #[inline]
     fn deliver(&self, removed: Removed<S>) {
+        if !removed.is_empty() {
+            self.deliver_all(removed);
+        }
+    }
+
+    #[inline(never)]
+    fn deliver_all(&self, removed: Removed<S>) {
         let mut first_panic = None;
         for (session, cause) in removed {
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| {

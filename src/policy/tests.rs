@@ -165,18 +165,12 @@ fn an_add_never_evicts_a_racing_replacement_of_its_id() {
     };
     let order = Order { rank: 1, seq: 10 };
     // The first add's insert, then (before it makes room) the second add's replacement.
-    let Insert::New(fresh) = p
-        .table
-        .insert(sess(1, Some(1)), |s| s.id(), order, replace, &guard)
-    else {
+    let Insert::New(fresh) = p.table.insert(sess(1, Some(1)), order, replace, &guard) else {
         panic!("a new id inserts");
     };
     p.counters.add_live(1);
     let order = Order { rank: 1, seq: 11 };
-    let Insert::Replaced(first) =
-        p.table
-            .insert(sess(1, Some(1)), |s| s.id(), order, replace, &guard)
-    else {
+    let Insert::Replaced(first) = p.table.insert(sess(1, Some(1)), order, replace, &guard) else {
         panic!("a different object replaces");
     };
     drop(first);

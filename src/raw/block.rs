@@ -1,139 +1,259 @@
-//! A block: the slots of one bucket, in one allocation. Each slot is the entry word and a
-//! one-byte hash tag that lets a scan skip the slot without touching its entry; both sit in
-//! the same cache line.
+//! A block: the slots of one bucket, in one allocation, in groups of [`GROUP`].
+//!
+//! A group is the tags of its slots in one word, their tie-break hints, then the slots: a lookup
+//! reads the tag word, matches every slot's tag at once, and loads only the slots whose tag
+//! matches (or is not yet written). A slot is 16 bytes, read and written as one [`Pair`]: the
+//! session pointer (with the `DEAD` / `FROZEN` bits) and its rank, so a lookup decides hit, miss
+//! or expired from the slot alone and dereferences only the session it returns.
 
 use core::mem::MaybeUninit;
 
-use crate::loom::sync::atomic::{AtomicU32, AtomicU8, Ordering};
-use crate::reclaim::{Atomic, Owned};
+use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::loom::{AtomicPair, Pair};
+use crate::reclaim::Owned;
 
-use super::entry::Entry;
+/// Slots per group. Loom models use 2, so that a few inserts already force a rebuild.
+#[cfg(not(session_cache_loom))]
+pub(crate) const GROUP: usize = 8;
+#[cfg(session_cache_loom)]
+pub(crate) const GROUP: usize = 2;
 
-/// One slot: a word pointing to an entry (tagged `DEAD` / `FROZEN`), the tag of its key, and a
-/// hint of its entry's rank; 16 bytes.
-pub(crate) struct Slot<T> {
-    pub(crate) word: Atomic<Entry<T>>,
-    /// 0 until the claimer of the slot writes the tag of its key's hash. A slot's key never
-    /// changes within a block, so any non-zero tag is correct forever; a zero tag only means
-    /// "look at the entry".
-    tag: AtomicU8,
-    /// [`rank_hint`] of the entry last installed here, written just after the CAS that
-    /// installed it: eviction scans compare these instead of dereferencing every entry. It may
-    /// lag the word while another thread's write is in flight, so it only orders candidates and
-    /// rules expiry *out*; whatever it rules in is confirmed on the entry. Never written in loom
-    /// builds (always 0: every comparison falls through to the entries).
-    hint: AtomicU32,
+/// Tag bit on a slot word: the session was removed. The word keeps no pointer; the slot stays
+/// claimed by its key for as long as the block lives (claim rule).
+pub(crate) const DEAD: usize = 0b01;
+/// Tag bit on a slot word: the block is being rebuilt; no CAS may succeed on this slot again.
+pub(crate) const FROZEN: usize = 0b10;
+/// Both tag bits: `Arc::into_raw` pointers are at least 8-aligned (an `ArcInner` starts with two
+/// `usize` counts), so they never use these.
+pub(crate) const TAG_BITS: usize = DEAD | FROZEN;
+
+/// What a slot holds, read from its word.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum State {
+    /// Never claimed (the claimed slots of a block form a prefix: every later slot is empty too).
+    Empty,
+    /// Claimed, and its session removed.
+    Dead,
+    /// A live session.
+    Live,
 }
 
-/// The rank hint of `rank`: its high bits (units of about 4.2 ms, the coarse clock's
-/// resolution), saturating. Monotone: a smaller hint means a smaller rank.
+/// The state of a slot word (ignoring `FROZEN`).
 #[inline]
-pub(crate) fn rank_hint(rank: u64) -> u32 {
-    u32::try_from(rank >> 22).unwrap_or(u32::MAX)
+pub(crate) fn state(word: usize) -> State {
+    if word & !TAG_BITS != 0 {
+        State::Live
+    } else if word & DEAD != 0 {
+        State::Dead
+    } else {
+        State::Empty
+    }
 }
 
-impl<T> Slot<T> {
-    /// False only if the slot is claimed by a key whose hash has another tag.
-    #[inline]
-    pub(crate) fn may_hold(&self, tag: u8) -> bool {
-        // Relaxed: a tag is a hint, confirmed against the full key whenever it does not rule
-        // the slot out; a stale 0 only costs that comparison.
-        let t = self.tag.load(Ordering::Relaxed);
-        t == 0 || t == tag
+/// The pointer in a live slot word.
+#[inline]
+pub(crate) fn pointer<T>(word: usize) -> *const T {
+    (word & !TAG_BITS) as *const T
+}
+
+/// `GROUP` slots with their tags and hints.
+#[repr(C)]
+pub(crate) struct Group {
+    /// Byte `i` is the tag of slot `i`'s key: 0 until the slot's claimer writes it, just after
+    /// its claim. A slot's key never changes within a block, so a non-zero tag is right forever;
+    /// a zero tag only means "look at the slot".
+    tags: AtomicU64,
+    /// Per slot, the tie-break sequence of the session last written there (see
+    /// [`Group::seq`]): written just after the CAS that wrote the slot, so it may lag it.
+    seqs: [AtomicU32; GROUP],
+    slots: [AtomicPair; GROUP],
+}
+
+/// Byte lanes of a tag word that a group uses.
+const LANES: u64 = if GROUP == 8 {
+    u64::MAX
+} else {
+    (1 << (8 * GROUP)) - 1
+};
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of every byte of `v` that is zero, and nothing else (exact: no borrow between
+/// bytes).
+#[inline(always)]
+fn zero_bytes(v: u64) -> u64 {
+    !(((v & LOW7) + LOW7) | v | LOW7)
+}
+
+impl Group {
+    fn new() -> Self {
+        Group {
+            tags: AtomicU64::new(0),
+            seqs: core::array::from_fn(|_| AtomicU32::new(0)),
+            slots: core::array::from_fn(|_| AtomicPair::null()),
+        }
     }
 
-    /// The rank hint of the slot's entry (see the field).
-    #[inline]
-    pub(crate) fn hint(&self) -> u32 {
-        // Relaxed: a hint; see the field.
-        self.hint.load(Ordering::Relaxed)
+    #[inline(always)]
+    pub(crate) fn slot(&self, lane: usize) -> &AtomicPair {
+        &self.slots[lane]
     }
 
-    /// Records the rank of the entry just installed in this slot.
-    #[inline]
-    pub(crate) fn set_hint(&self, rank: u64) {
-        #[cfg(not(session_cache_loom))]
-        // Relaxed: a hint; see the field.
-        self.hint.store(rank_hint(rank), Ordering::Relaxed);
-        #[cfg(session_cache_loom)]
-        let _ = rank;
+    /// The slots a lookup for `tag` must look at, as a bit set of lanes (bit `8 * lane + 7`):
+    /// those tagged `tag`, and those with no tag yet (unclaimed, or claimed a moment ago).
+    #[inline(always)]
+    pub(crate) fn candidates(&self, tag: u8) -> u64 {
+        // Relaxed: a tag only filters; whatever it lets through is checked on the slot, and a
+        // stale zero tag only costs that check.
+        let tags = self.tags.load(Ordering::Relaxed);
+        (zero_bytes(tags ^ (u64::from(tag) * 0x0101_0101_0101_0101)) | zero_bytes(tags))
+            & LANES
+            & HIGH
     }
 
-    /// Overwrites the tag, breaking the tag rule on purpose (the checker's own tests).
-    #[cfg(test)]
-    pub(crate) fn force_tag(&self, tag: u8) {
-        // Relaxed: single-threaded test.
-        self.tag.store(tag, Ordering::Relaxed);
+    /// The tag written for slot `lane`, or 0.
+    #[inline]
+    pub(crate) fn tag(&self, lane: usize) -> u8 {
+        // Relaxed: see `candidates`.
+        (self.tags.load(Ordering::Relaxed) >> (8 * lane)) as u8
     }
 
-    /// The tag written for this slot's key, or 0.
+    /// Writes the tag of slot `lane`, claimed by a key with that tag.
     #[inline]
-    pub(crate) fn tag(&self) -> u8 {
-        // Relaxed: see `may_hold`.
-        self.tag.load(Ordering::Relaxed)
-    }
-
-    #[inline]
-    pub(crate) fn set_tag(&self, tag: u8) {
-        // Tag rule: a slot's tag goes from 0 to its key's tag once and never changes after, as
-        // its key never does (claim rule).
-        // (Not in loom builds: the extra load would multiply the models' interleavings; the
-        // models check the rule at rest with `check_invariants`.)
+    pub(crate) fn set_tag(&self, lane: usize, tag: u8) {
         debug_assert!(tag != 0, "tags are never 0");
-        #[cfg(not(session_cache_loom))]
+        // Relaxed: see `candidates`. Tag rule: a slot's tag goes from 0 to its key's tag once and
+        // never changes after, as its key never does (claim rule); OR-ing it in leaves the other
+        // slots' tags as they are.
+        let before = self
+            .tags
+            .fetch_or(u64::from(tag) << (8 * lane), Ordering::Relaxed);
+        let before = (before >> (8 * lane)) as u8;
         debug_assert!(
-            {
-                let before = self.tag();
-                before == 0 || before == tag
-            },
-            "a slot's tag changed: {} -> {tag}",
-            self.tag()
+            before == 0 || before == tag,
+            "a slot's tag changed: {before} -> {tag}"
         );
-        // Relaxed: see `may_hold`; the value written is right for this slot forever.
-        self.tag.store(tag, Ordering::Relaxed);
+    }
+
+    /// Initialises the tag of a slot of a block not yet shared.
+    fn init_tag(&self, lane: usize, tag: u8) {
+        // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
+        let tags = self.tags.load(Ordering::Relaxed);
+        self.tags
+            .store(tags | u64::from(tag) << (8 * lane), Ordering::Relaxed);
+    }
+
+    /// Overwrites a tag, breaking the tag rule on purpose (the checker's own tests).
+    #[cfg(test)]
+    pub(crate) fn force_tag(&self, lane: usize, tag: u8) {
+        // Relaxed: single-threaded test.
+        let tags = self.tags.load(Ordering::Relaxed) & !(0xff << (8 * lane));
+        self.tags
+            .store(tags | u64::from(tag) << (8 * lane), Ordering::Relaxed);
+    }
+
+    /// The tie-break sequence of slot `lane`: smaller was (re-)added earlier, compared with
+    /// wrapping arithmetic. A hint: it is written just after the slot, so for a moment it may
+    /// belong to the slot's previous session; it only ever orders sessions that expire at the
+    /// same instant.
+    #[inline]
+    pub(crate) fn seq(&self, lane: usize) -> u32 {
+        // Relaxed: a hint (see above); the writer's own later reads see it in program order.
+        self.seqs[lane].load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    pub(crate) fn set_seq(&self, lane: usize, seq: u32) {
+        // Relaxed: a hint (see `seq`).
+        self.seqs[lane].store(seq, Ordering::Relaxed);
     }
 }
 
-/// The slots of one bucket: one allocation (crossbeam's array `Pointable`: length, then the
-/// slots). Blocks are replaced whole, never resized in place.
-pub(crate) type Block<T> = [MaybeUninit<Slot<T>>];
+/// The groups of one bucket: one allocation (crossbeam's array `Pointable`: length, then the
+/// groups). Blocks are replaced whole, never resized in place.
+pub(crate) type Block = [MaybeUninit<Group>];
 
-/// A block of `width` empty slots.
-pub(crate) fn new_block<T>(width: usize) -> Owned<Block<T>> {
-    let mut block = Owned::<Block<T>>::init(width);
-    for slot in block.iter_mut() {
-        slot.write(Slot {
-            word: Atomic::null(),
-            tag: AtomicU8::new(0),
-            hint: AtomicU32::new(0),
-        });
+/// A block of `width` empty slots (`width` a multiple of [`GROUP`]).
+pub(crate) fn new_block(width: usize) -> Owned<Block> {
+    debug_assert!(width > 0 && width % GROUP == 0, "a block of {width} slots");
+    let mut block = Owned::<Block>::init(width / GROUP);
+    for group in block.iter_mut() {
+        group.write(Group::new());
     }
     block
 }
 
-/// Access to the (always initialised) slots of a block.
-pub(crate) trait Slots<T> {
-    fn slot(&self, i: usize) -> &Slot<T>;
-    fn slots<'a>(&'a self) -> impl Iterator<Item = &'a Slot<T>>
-    where
-        T: 'a;
+/// One slot of a block, by position.
+#[derive(Clone, Copy)]
+pub(crate) struct SlotRef<'a> {
+    pub(crate) group: &'a Group,
+    pub(crate) lane: usize,
 }
 
-impl<T> Slots<T> for Block<T> {
-    #[inline]
-    fn slot(&self, i: usize) -> &Slot<T> {
-        // SAFETY: `new_block` initialises every slot before the block is shared, and blocks
-        // are made nowhere else.
-        unsafe { self[i].assume_init_ref() }
+impl<'a> SlotRef<'a> {
+    #[inline(always)]
+    pub(crate) fn pair(&self) -> &'a AtomicPair {
+        self.group.slot(self.lane)
     }
 
     #[inline]
-    fn slots<'a>(&'a self) -> impl Iterator<Item = &'a Slot<T>>
-    where
-        T: 'a,
-    {
-        // SAFETY: as in `slot`.
-        self.iter().map(|s| unsafe { s.assume_init_ref() })
+    pub(crate) fn seq(&self) -> u32 {
+        self.group.seq(self.lane)
+    }
+
+    #[inline]
+    pub(crate) fn tag(&self) -> u8 {
+        self.group.tag(self.lane)
+    }
+}
+
+/// Access to the (always initialised) groups and slots of a block.
+pub(crate) trait Slots {
+    fn groups(&self) -> impl Iterator<Item = &Group>;
+    fn width(&self) -> usize;
+    fn slot(&self, i: usize) -> SlotRef<'_>;
+    fn slots(&self) -> impl Iterator<Item = SlotRef<'_>>;
+    /// Writes slot `i` of a block not yet shared.
+    fn init_slot(&self, i: usize, value: Pair, tag: u8, seq: u32);
+}
+
+impl Slots for Block {
+    #[inline]
+    fn groups(&self) -> impl Iterator<Item = &Group> {
+        // SAFETY: `new_block` initialises every group before the block is shared, and blocks are
+        // made nowhere else.
+        self.iter().map(|g| unsafe { g.assume_init_ref() })
+    }
+
+    #[inline]
+    fn width(&self) -> usize {
+        self.len() * GROUP
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> SlotRef<'_> {
+        // SAFETY: as in `groups`.
+        let group = unsafe { self[i / GROUP].assume_init_ref() };
+        SlotRef {
+            group,
+            lane: i % GROUP,
+        }
+    }
+
+    #[inline]
+    fn slots(&self) -> impl Iterator<Item = SlotRef<'_>> {
+        self.groups()
+            .flat_map(|group| (0..GROUP).map(move |lane| SlotRef { group, lane }))
+    }
+
+    fn init_slot(&self, i: usize, value: Pair, tag: u8, seq: u32) {
+        let s = self.slot(i);
+        // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
+        s.pair().store(value, Ordering::Relaxed);
+        if tag != 0 {
+            s.group.init_tag(s.lane, tag);
+        }
+        s.group.set_seq(s.lane, seq);
     }
 }
 
@@ -141,4 +261,44 @@ impl<T> Slots<T> for Block<T> {
 #[inline]
 pub(crate) fn tag_of(hash: u64) -> u8 {
     ((hash >> 56) as u8) | 1
+}
+
+#[cfg(all(test, not(session_cache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_bytes_is_exact() {
+        for v in [
+            0u64,
+            1,
+            0x100,
+            0x0100_0000_0000_0000,
+            u64::MAX,
+            0x00ff_00ff_0001_8000,
+        ] {
+            for lane in 0..8 {
+                let byte = (v >> (8 * lane)) & 0xff;
+                let flagged = zero_bytes(v) >> (8 * lane + 7) & 1 == 1;
+                assert_eq!(flagged, byte == 0, "{v:#x} lane {lane}");
+            }
+            assert_eq!(zero_bytes(v) & !HIGH, 0);
+        }
+    }
+
+    #[test]
+    fn candidates_are_the_matching_and_untagged_slots() {
+        let g = Group::new();
+        g.set_tag(0, 5);
+        g.set_tag(1, 7);
+        g.set_tag(3, 5);
+        let lanes = |m: u64| {
+            (0..8)
+                .filter(|l| m >> (8 * l + 7) & 1 == 1)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lanes(g.candidates(5)), vec![0, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(lanes(g.candidates(7)), vec![1, 2, 4, 5, 6, 7]);
+        assert_eq!(lanes(g.candidates(9)), vec![2, 4, 5, 6, 7]);
+    }
 }

@@ -4,13 +4,12 @@
 
 use std::collections::HashSet;
 
-use super::block::{tag_of, Block, Slots};
-use super::entry::{DEAD, FROZEN};
-use super::{RawTable, Table, MIGRATING, MOVED};
+use super::block::{pointer, state, tag_of, Block, Slots, State, FROZEN};
+use super::{Keyed, RawTable, Table, MIGRATING, MOVED};
 use crate::loom::sync::atomic::Ordering::Acquire;
 use crate::reclaim::Guard;
 
-impl<T: Send + Sync + 'static> RawTable<T> {
+impl<T: Keyed> RawTable<T> {
     /// Checks the table's invariants and returns the number of live entries. Panics, naming
     /// the broken rule, if one does not hold.
     ///
@@ -19,8 +18,8 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// steps (a frozen block not yet swung, a split not yet published).
     ///
     /// - **Claim rule** (module docs, point 1): in every block, claimed slots form a prefix
-    ///   and a key occupies at most one slot.
-    /// - **Tags:** every claimed slot carries the tag of its key's hash, and its key hashes to
+    ///   and a key has at most one live slot.
+    /// - **Tags:** every live slot carries the tag of its key's hash, and its key hashes to
     ///   the bucket that holds it; an unclaimed slot has no tag.
     /// - **Rest:** no reachable slot is frozen and no bucket is `MIGRATING` (rebuilds and
     ///   splits complete inside the operation that starts them).
@@ -30,7 +29,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         self.check_table(self.root(guard), 0, guard)
     }
 
-    fn check_table(&self, table: &Table<T>, depth: usize, guard: &Guard) -> usize {
+    fn check_table(&self, table: &Table, depth: usize, guard: &Guard) -> usize {
         assert!(depth < 8, "tables nest {depth} deep: growth never finishes");
         let n = table.buckets.len();
         assert!(
@@ -87,36 +86,39 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     }
 
     /// Checks one block of bucket `index`; returns its live entries.
-    fn check_block(&self, b: &Block<T>, index: usize, mask: usize, guard: &Guard) -> usize {
+    fn check_block(&self, b: &Block, index: usize, mask: usize, _guard: &Guard) -> usize {
         let mut keys: HashSet<Vec<u8>> = HashSet::new();
         let mut live = 0;
         let mut end = None;
         for (i, slot) in b.slots().enumerate() {
-            let word = slot.word.load(Acquire, guard);
+            let pair = slot.pair().load(Acquire);
             assert_eq!(
-                word.tag() & FROZEN,
+                pair.word & FROZEN,
                 0,
                 "bucket {index} slot {i}: a reachable frozen slot at rest"
             );
-            if word.is_null() {
-                end.get_or_insert(i);
-                // No tag: any tag may be here (a zero tag rules nothing out).
-                assert!(
-                    slot.may_hold(1) && slot.may_hold(3),
-                    "bucket {index} slot {i}: an unclaimed slot with a tag"
-                );
-                continue;
+            match state(pair.word) {
+                State::Empty => {
+                    end.get_or_insert(i);
+                    assert_eq!(
+                        slot.tag(),
+                        0,
+                        "bucket {index} slot {i}: an unclaimed slot with a tag"
+                    );
+                    continue;
+                }
+                _ if end.is_some() => {
+                    panic!("bucket {index}: slot {i} is claimed after the unclaimed slot {end:?}")
+                }
+                State::Dead => continue,
+                State::Live => {}
             }
-            if let Some(e) = end {
-                panic!("bucket {index}: slot {i} is claimed after the unclaimed slot {e}");
-            }
-            // SAFETY: non-null, loaded under `guard`.
-            let entry = unsafe { word.with_tag(0).deref() };
-            let key = entry.with_key(<[u8]>::to_vec);
+            // SAFETY: live under the caller's guard.
+            let key = unsafe { &*pointer::<T>(pair.word) }.key().to_vec();
             let hash = self.hash(&key);
-            let tag = tag_of(hash);
-            assert!(
-                slot.may_hold(tag) && !slot.may_hold(tag ^ 2),
+            assert_eq!(
+                slot.tag(),
+                tag_of(hash),
                 "bucket {index} slot {i}: the tag is not that of the key's hash"
             );
             assert_eq!(
@@ -127,15 +129,9 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             );
             assert!(
                 keys.insert(key),
-                "bucket {index} slot {i}: a key claimed twice in one block"
+                "bucket {index} slot {i}: a key live twice in one block"
             );
-            if word.tag() & DEAD == 0 {
-                assert!(
-                    !entry.value_ptr().is_null(),
-                    "bucket {index} slot {i}: a live entry without a value"
-                );
-                live += 1;
-            }
+            live += 1;
         }
         live
     }

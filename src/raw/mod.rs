@@ -1,83 +1,86 @@
-//! The raw lock-free table: byte keys to `Arc<T>` values, each with an opaque order.
+//! The raw lock-free table: byte keys to `Arc<T>` values, each with an opaque rank.
 //!
 //! It knows nothing of clocks, capacity or TLS; `policy` builds those on top.
 //!
 //! # Layout
 //!
 //! A power-of-two array of buckets (doubled as it fills: point 6). A key hashes (seeded ahash)
-//! to one bucket and lives nowhere else. A bucket points to a [`Block`]: a small array of slots
-//! (8 to start), searched linearly, or to nothing until its first insert. Each slot is one word
-//! — null, or a pointer to an immutable [`Entry`] (key, order, `Arc::into_raw` value) with two
-//! tag bits, `DEAD` and `FROZEN` — beside a one-byte tag of the key's hash.
+//! to one bucket and lives nowhere else. A bucket points to a [`Block`]: an array of slots in
+//! groups of [`GROUP`](block::GROUP) (one group to start), or to nothing until its first insert.
+//! A slot is one 16-byte [`Pair`]: the value's `Arc::into_raw` pointer with two tag bits, `DEAD`
+//! and `FROZEN`, and its rank. There is no per-entry allocation: a slot's key is its value's own
+//! key ([`Keyed`]), which does not change while the value is cached. A group also keeps a
+//! one-byte tag of each slot's key hash, matched eight at a time, and a tie-break hint per slot.
 //!
 //! # Protocol
 //!
-//! Slot words move only by CAS:
+//! Slot pairs move only by CAS:
 //!
 //! ```text
-//!   null ──claim──▶ E(k) ──replace / identical re-add──▶ E'(k) ──remove──▶ E'(k)|DEAD
-//!                                                         ▲                     │
-//!                                                         └──────re-add─────────┘
-//!   any word ──freeze (fetch_or)──▶ word|FROZEN          (final: every CAS on it fails)
+//!   empty ──claim──▶ (v, r) ──replace / re-add──▶ (v', r') ──remove──▶ DEAD (final)
+//!   any pair ──freeze (fetch_or)──▶ pair|FROZEN          (final: every CAS on it fails)
 //! ```
 //!
-//! 1. **Claim rule.** Within one block, every entry ever stored in a slot carries the same key:
-//!    a claim installs the first entry of a key into a null slot, and every later CAS on that
-//!    slot installs another entry of the same key (or tags the same entry `DEAD`). Claims go to
-//!    the *first* null slot, so claimed slots form a prefix. An insert of `k` scans the whole
-//!    prefix before it claims; two inserts of `k` therefore race for the same first null slot
-//!    and the loser sees `k` there. **A key occupies at most one slot of a block.** Removal
-//!    keeps the key (`DEAD`), which is what keeps this true: a freed slot is never reused for
-//!    another key.
+//! 1. **Claim rule.** Within one block, a slot holds values of one key only: a claim installs
+//!    the first value of a key into an empty slot, and every later CAS on that slot installs
+//!    another value of the same key (its key was compared, and the CAS expects the very pair it
+//!    compared) or kills it. Claims go to the *first* empty slot, so claimed slots form a
+//!    prefix. A removed slot is `DEAD` for good: it keeps no pointer (the value's count is
+//!    released promptly, so its key cannot be read again) and is never reused in this block.
+//!    **A key has at most one live slot in a block**: an insert of `k` scans the whole prefix
+//!    for a live `k` before it claims the first empty slot; two inserts of `k` race for the
+//!    same first empty slot and the loser then sees `k` live there; and a slot that an insert
+//!    passed over as another key's, or as dead, can never hold `k` live later.
 //! 2. **Rebuild.** Dead slots are recycled by rebuilding one bucket alone: an insert that finds
-//!    no null slot (and not its key) freezes every slot of the block (empty ones too), copies the
-//!    live entries — the same `Entry` pointers — into a fresh block (twice as wide if most were
-//!    live, so a bucket never evicts on its own), and swings the bucket pointer by CAS. Anyone
-//!    who meets a frozen slot while writing does the same (helping), so no thread waits for
-//!    another: losers of the swing free their own unpublished block at once. After the freeze
-//!    nothing in the old block can change, so every helper copies the same live set.
-//! 3. **Reads need no re-check.** A reader loads the bucket pointer, then slot words. Each word
+//!    no empty slot (and not its key) freezes the block's slots up to its first empty one,
+//!    copies the live pairs into a fresh block (sized for them with room to spare), and swings
+//!    the bucket pointer by CAS. Freezing the first empty slot is enough: a claim targets the
+//!    first empty slot its scan saw, which is never after that one (slots never become empty
+//!    again), so every claim in this block now fails. Anyone who meets a frozen slot while
+//!    writing does the same (helping), so no thread waits for another: losers of the swing free
+//!    their own unpublished block at once. After the freeze nothing in the old block can
+//!    change, so every helper copies the same live set.
+//! 3. **Reads need no re-check.** A reader loads the bucket pointer, then slot pairs. Each pair
 //!    it reads was the current value of that key's slot at some instant while that block was
-//!    current: a word not yet frozen means the block has not been swung; a frozen word holds the
+//!    current: a pair not yet frozen means the block has not been swung; a frozen pair holds the
 //!    value it had when frozen, which stayed current until the swing, after the reader loaded the
-//!    block. So every answer (hit, dead, or absent at the prefix's end) is the abstract state at
-//!    an instant inside the call: linearizable. (Designs that claim a key in one word and store
-//!    the value in another must re-check the bucket pointer; here claim and value are one word.)
-//! 4. **Ownership.** An `Entry` allocation belongs to the one slot that points to it (the table
-//!    never shares one between two live blocks). It is freed by whoever unlinks it from its
-//!    slot: the CAS that replaces it (deferred), or the destruction of a frozen block for the
-//!    `DEAD` entries left in it (deferred). Live entries of a frozen block moved to the new block
-//!    and are not freed with the old one. A strong count of the value belongs to a live entry; it
-//!    is released (deferred) by the CAS that tags the entry `DEAD` or replaces it with another
-//!    value. An identical re-add moves the count to the new entry and drops the caller's.
-//! 5. **Reclamation.** Nothing is freed synchronously: every unlinked entry, value and block goes
-//!    through [`Reclaimer::retire`], so a reader pinned before the unlink can still dereference it
-//!    (and take a reference: the value's count stays at least 1 until its deferred release). All
-//!    expected values of a CAS are loaded under the same guard as the CAS, so their memory cannot
-//!    be reused in between (no ABA).
+//!    block. So every answer (hit, expired, or absent at the prefix's end) is the abstract state
+//!    at an instant inside the call: linearizable. (Designs that claim a key in one word and
+//!    store the value in another must re-check; here claim, value and rank are one pair.)
+//! 4. **Ownership.** A live pair owns one strong count of its value. The CAS that kills or
+//!    replaces it releases that count (deferred); a rebuild or split moves it to the new block
+//!    (the old block is freed without touching it). An identical re-add keeps the table's count
+//!    and drops the caller's.
+//! 5. **Reclamation.** Nothing is freed synchronously: every released value and unlinked block
+//!    goes through [`Reclaimer::retire`], so a reader pinned before the unlink can still
+//!    dereference it (and take a reference: the value's count stays at least 1 until its
+//!    deferred release). Every expected pair of a CAS was loaded under the same guard as the
+//!    CAS, so its value cannot be freed and its address reused in between (no ABA).
 //! 6. **Growth.** When the live count passes [`GROW_AT`] per bucket (an unbounded cache, or a
 //!    raised capacity), a table twice as wide is hung off the current one (`next`) and buckets
 //!    are split into it one at a time; inserts migrate a few each ([`MIGRATE_CHUNK`]) and any
 //!    writer that touches a bucket of a growing table migrates that bucket first. A split
 //!    (i) CASes the bucket word to `MIGRATING` (from then on it can only become `MOVED`, so no
-//!    rebuild can swing it again), (ii) freezes the block, (iii) builds the two children
-//!    (buckets `i` and `i + n` of the next table) from the frozen entries and CASes each in from
-//!    null — every helper builds the same children, losers drop theirs — and (iv) CASes the
-//!    word to `MOVED`. Writers reach a child only through a `MOVED` parent, so nothing is written
-//!    to a child before its content is complete, and a child is never null again (a rebuild
-//!    installs an empty block rather than null), so a late helper cannot resurrect old
-//!    content. Readers follow `MOVED` words to the next table; a `MIGRATING` block is still the
-//!    current state of its keys (point 3). The thread that moves the last bucket makes the next
-//!    table the root. An insert splits at most [`MIGRATE_CHUNK`] buckets plus its own.
+//!    rebuild can swing it again), (ii) freezes the block, (iii) builds the low child (bucket
+//!    `i` of the next table) from the frozen pairs whose hash has the new bit clear, CASes it in
+//!    from null, then builds the high child (`i + n`) as *every other* live pair of the frozen
+//!    block and CASes it in: so each value lands in exactly one child even if helpers disagree
+//!    about a hash (a key that changed while cached), and (iv) CASes the word to `MOVED`.
+//!    Writers reach a child only through a `MOVED` parent, so nothing is written to a child
+//!    before its content is complete, and a child is never null again (a rebuild installs an
+//!    empty block rather than null), so a late helper cannot resurrect old content. Readers
+//!    follow `MOVED` words to the next table; a `MIGRATING` block is still the current state of
+//!    its keys (point 3). The thread that moves the last bucket makes the next table the root.
+//!    An insert splits at most [`MIGRATE_CHUNK`] buckets plus its own.
 //!
 //! # Orderings
 //!
-//! Slot and bucket loads are `Acquire` and CASes `AcqRel` (`Acquire` on failure): an entry's or
-//! block's contents are written before the publishing CAS and read after the loading one.
-//! Freezing is `AcqRel` for the same reason. Tags and counters are `Relaxed`; each use says why.
+//! Slot and bucket loads are `Acquire` and CASes `AcqRel` (`Acquire` on failure): a value's
+//! contents, and a block's, are written before the publishing CAS and read after the loading
+//! one. Freezing is `AcqRel` for the same reason. Tags, hints and counters are `Relaxed`; each
+//! use says why.
 
 mod block;
-mod entry;
 mod invariants;
 #[cfg(all(test, not(session_cache_loom)))]
 mod tests;
@@ -87,18 +90,32 @@ use std::sync::Arc;
 
 use crate::loom::sync::atomic::AtomicUsize;
 use crate::loom::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use crate::loom::Pair;
 use crate::reclaim::{Atomic, Guard, Owned, Pinned, Pointer, Reclaimer, Retired, Shared};
 
-pub(crate) use self::block::rank_hint;
-use self::block::{new_block, tag_of, Block, Slot, Slots};
-pub(crate) use self::entry::clone_arc;
-use self::entry::{alloc_entry, Entry, DEAD, FROZEN};
+use self::block::{
+    new_block, pointer, state, tag_of, Block, SlotRef, Slots, State, DEAD, FROZEN, GROUP, TAG_BITS,
+};
 
-/// Slots in a fresh block. Loom models use 2 so that a few inserts already force a rebuild.
-#[cfg(not(session_cache_loom))]
-pub(crate) const BLOCK_WIDTH: usize = 8;
-#[cfg(session_cache_loom)]
-pub(crate) const BLOCK_WIDTH: usize = 2;
+/// Slots in a fresh block: one group. Loom models use 2, so that a few inserts already force a
+/// rebuild.
+pub(crate) const BLOCK_WIDTH: usize = GROUP;
+
+/// A value the table can hold: its key is read from it.
+///
+/// The key must not change while the value is cached. One that does cannot cause memory
+/// unsafety, a panic or a leak (the table never trusts two readings of it to agree: see point 6
+/// of the module docs); its lookups may miss.
+pub(crate) trait Keyed: Send + Sync + 'static {
+    fn key(&self) -> &[u8];
+}
+
+impl<S: crate::Session> Keyed for S {
+    #[inline(always)]
+    fn key(&self) -> &[u8] {
+        self.id()
+    }
+}
 
 /// The outcome of [`RawTable::insert`].
 pub(crate) enum Insert<'g, T> {
@@ -133,83 +150,88 @@ pub(crate) struct Order {
 
 /// The entry an insert just published, seen under the insert's guard.
 pub(crate) struct Fresh<'g, T> {
-    entry: Shared<'g, Entry<T>>,
+    value: *const T,
+    /// The key as the insert read it (once: hashed, probed and compared as this reading).
+    key: &'g [u8],
+    hash: u64,
+}
+
+impl<T> Fresh<'_, T> {
+    /// The hash of the key the insert read.
+    #[inline]
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 /// A live entry seen under a guard.
 pub(crate) struct Found<'g, T> {
-    slot: &'g Slot<T>,
-    /// Untagged: the value a CAS on `slot` expects if nothing changed.
-    entry: Shared<'g, Entry<T>>,
+    slot: SlotRef<'g>,
+    /// Without `FROZEN`: the pair a CAS on `slot` expects if nothing changed.
+    pair: Pair,
+    _value: PhantomData<&'g T>,
 }
 
-impl<'g, T> Found<'g, T> {
+impl<'g, T: Keyed> Found<'g, T> {
     #[inline]
-    fn entry(&self) -> &'g Entry<T> {
-        // SAFETY: non-null, loaded under the guard `'g`, and entries are freed only through
-        // deferred reclamation after they are unlinked.
-        unsafe { self.entry.deref() }
+    fn ptr(&self) -> *const T {
+        pointer(self.pair.word)
     }
 
     /// The cached value, borrowed for as long as the guard is held.
     #[inline]
     pub(crate) fn value(&self) -> &'g T {
-        // SAFETY: the entry was live when loaded under `'g`, so the table's strong count is
+        // SAFETY: the pair was live when loaded under `'g`, so the table's strong count is
         // released no earlier than after `'g` ends.
-        unsafe { &*self.entry().value_ptr() }
+        unsafe { &*self.ptr() }
     }
 
     /// A new strong reference to the cached value.
     #[inline]
     pub(crate) fn to_arc(&self) -> Arc<T> {
         // SAFETY: as for `value`: the count is at least 1 while `'g` is held.
-        unsafe { clone_arc(self.entry().value_ptr()) }
+        unsafe { clone_arc(self.ptr()) }
     }
 
     #[inline]
     pub(crate) fn rank(&self) -> u64 {
-        self.entry().rank()
-    }
-
-    /// The slot's hint of the entry's rank ([`block::rank_hint`]): may lag the entry while a
-    /// write to the slot is in flight; 0 in loom builds.
-    #[inline]
-    pub(crate) fn rank_hint(&self) -> u32 {
-        self.slot.hint()
-    }
-
-    /// Insertion order among equal ranks, compared with wrapping arithmetic: see
-    /// [`Found::goes_before`].
-    #[inline]
-    fn seq(&self) -> u32 {
-        self.entry().seq()
+        self.pair.rank
     }
 
     /// Whether this entry should be evicted before `other`: it expires sooner, or as soon and
-    /// was (re-)added earlier. Sequence numbers are 32 bits and wrap; two live entries are never
-    /// 2^31 inserts apart in one stripe in practice, and a wrong tie-break only reorders
+    /// was (re-)added earlier. Sequence numbers are 32-bit hints and wrap; two live entries are
+    /// never 2^31 inserts apart in one stripe in practice, and a wrong tie-break only reorders
     /// entries that expire at the same instant.
     #[inline]
     pub(crate) fn goes_before(&self, other: &Found<'_, T>) -> bool {
         let (a, b) = (self.rank(), other.rank());
-        a < b || (a == b && (self.seq().wrapping_sub(other.seq()) as i32) < 0)
+        a < b || (a == b && (self.slot.seq().wrapping_sub(other.slot.seq()) as i32) < 0)
     }
 
     /// Whether this entry is cached under the key of `fresh`: the entry an insert made, or
     /// one that replaced it since.
     #[inline]
     pub(crate) fn shares_key_with(&self, fresh: &Fresh<'_, T>) -> bool {
-        if self.entry == fresh.entry {
+        if self.ptr() == fresh.value {
             return true;
         }
-        // Fault for the loom gate: spare only the very entry the insert made, so an add can
+        // Fault for the loom gate: spare only the very value the insert made, so an add can
         // evict a racing add's replacement of it (model `t2_add_never_evicts_its_own_id`).
         #[cfg(session_cache_mutant = "evict_own_id")]
         return false;
-        // SAFETY: `fresh` was published under a guard that is still held (its lifetime), and
-        // entries are freed only through deferred reclamation.
-        let fresh = unsafe { fresh.entry.deref() };
-        fresh.with_key(|key| self.entry().has_key(key))
+        // A written tag is that of the slot's key forever: another tag, another key, and no
+        // need to read the session.
+        let tag = self.slot.tag();
+        if tag != 0 && tag != tag_of(fresh.hash) {
+            return false;
+        }
+        self.value().key() == fresh.key
+    }
+
+    /// Whether this is the very value `fresh` inserted (the cheap half of `shares_key_with`).
+    #[inline]
+    pub(crate) fn is(&self, fresh: &Fresh<'_, T>) -> bool {
+        self.ptr() == fresh.value
     }
 }
 
@@ -228,11 +250,18 @@ pub(crate) const GROW_AT: usize = 4;
 /// Buckets an insert migrates while a table grows.
 const MIGRATE_CHUNK: usize = 8;
 
+/// The width of a block rebuilt for `live` entries: whole groups, with room for a few more
+/// claims before the next rebuild (3 in a group of 8; 1 in loom's groups of 2).
+fn width_for(live: usize) -> usize {
+    let slack = (GROUP / 2).saturating_sub(1).max(1);
+    (live + slack).div_ceil(GROUP).max(1) * GROUP
+}
+
 /// Where a key stands in a block, for a writer.
-enum Probe<'g, T> {
-    /// Slot `i` holds the key (live or `DEAD`), with this word.
-    Key(usize, Shared<'g, Entry<T>>),
-    /// The key is absent and slot `i` is the first null one.
+enum Probe<'g> {
+    /// This slot holds the key live, with this (unfrozen) pair.
+    Key(SlotRef<'g>, Pair),
+    /// The key is absent and slot `i` is the first empty one.
     Empty(usize),
     /// Part of the block is frozen: rebuild (help), then retry.
     Frozen,
@@ -241,11 +270,11 @@ enum Probe<'g, T> {
 }
 
 /// One generation of the bucket array.
-struct Table<T> {
-    buckets: Box<[Atomic<Block<T>>]>,
+struct Table {
+    buckets: Box<[Atomic<Block>]>,
     mask: usize,
     /// The table twice as wide that this one's buckets are moving to, while growing.
-    next: Atomic<Table<T>>,
+    next: Atomic<Table>,
     /// The next bucket index to hand out to a migrating insert, modulo the bucket count: it
     /// laps the array until every bucket moved.
     claimed: AtomicUsize,
@@ -253,7 +282,7 @@ struct Table<T> {
     moved: AtomicUsize,
 }
 
-impl<T> Table<T> {
+impl Table {
     fn new(n: usize) -> Self {
         Table {
             buckets: (0..n).map(|_| Atomic::null()).collect(),
@@ -266,26 +295,38 @@ impl<T> Table<T> {
 }
 
 /// A bucket as a writer found it: its table, index and word.
-struct Spot<'g, T> {
-    table: &'g Table<T>,
+struct Spot<'g> {
+    table: &'g Table,
     index: usize,
-    word: Shared<'g, Block<T>>,
+    word: Shared<'g, Block>,
 }
 
-impl<'g, T> Spot<'g, T> {
-    fn bucket(&self) -> &'g Atomic<Block<T>> {
+impl<'g> Spot<'g> {
+    fn bucket(&self) -> &'g Atomic<Block> {
         &self.table.buckets[self.index]
     }
 
-    fn block(&self) -> Option<&'g Block<T>> {
+    #[inline(always)]
+    fn block(&self) -> Option<&'g Block> {
         // SAFETY: loaded under the guard `'g`; blocks are freed only by deferred reclamation.
         unsafe { self.word.with_tag(0).as_ref() }
     }
 }
 
+/// A live slot copied by a rebuild or a split.
+#[derive(Clone, Copy)]
+struct Moving {
+    pair: Pair,
+    tag: u8,
+    seq: u32,
+}
+
+/// The live slots of a frozen block, gathered once (a split reads each key once).
+type Live = smallvec::SmallVec<[Moving; 16]>;
+
 /// The lock-free table. See the module docs for the protocol.
 pub(crate) struct RawTable<T> {
-    root: Atomic<Table<T>>,
+    root: Atomic<Table>,
     hasher: ahash::RandomState,
     reclaim: Reclaimer,
     _owns: PhantomData<Arc<T>>,
@@ -303,7 +344,7 @@ impl<T> core::fmt::Debug for RawTable<T> {
     }
 }
 
-impl<T: Send + Sync + 'static> RawTable<T> {
+impl<T: Keyed> RawTable<T> {
     /// A table of at least `buckets` buckets (rounded up to a power of two), all empty. Keys
     /// are hashed with a random seed, or with `seed` when given (tests that must replay a
     /// failing input exactly: the seed decides which keys share a bucket).
@@ -329,23 +370,18 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pin(&self) -> Pinned {
         self.reclaim.pin()
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
 
-    /// The hash of an entry's key: recomputed (rebuilds and splits only), not stored.
-    fn entry_hash(&self, entry: &Entry<T>) -> u64 {
-        entry.with_key(|key| self.hash(key))
-    }
-
     #[inline]
-    fn root<'g>(&self, guard: &'g Guard) -> &'g Table<T> {
+    fn root<'g>(&self, guard: &'g Guard) -> &'g Table {
         // SAFETY: the root is never null, and a replaced root is retired (deferred).
         unsafe { self.root.load(Acquire, guard).deref() }
     }
@@ -357,8 +393,8 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     }
 
     /// The bucket of `hash` for a reader: follows `MOVED` words.
-    #[inline]
-    fn read_spot<'g>(&self, hash: u64, guard: &'g Guard) -> Spot<'g, T> {
+    #[inline(always)]
+    fn read_spot<'g>(&self, hash: u64, guard: &'g Guard) -> Spot<'g> {
         let mut table = self.root(guard);
         loop {
             let index = hash as usize & table.mask;
@@ -373,7 +409,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
 
     /// The bucket of `hash` for a writer: like a reader, but it first splits a bucket of a
     /// growing table into the next one (help-on-touch), so writes land in the newest table.
-    fn write_spot<'g>(&self, hash: u64, guard: &'g Guard) -> Spot<'g, T> {
+    fn write_spot<'g>(&self, hash: u64, guard: &'g Guard) -> Spot<'g> {
         loop {
             let spot = self.read_spot(hash, guard);
             if spot.table.next.load(Acquire, guard).is_null() && spot.word.tag() & MIGRATING == 0 {
@@ -384,267 +420,231 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     }
 
     /// The live entry for `key`, if any.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find<'g>(&self, key: &[u8], hash: u64, guard: &'g Guard) -> Option<Found<'g, T>> {
         let b = self.read_spot(hash, guard).block()?;
-        let (i, word) = Self::slot_of(b, key, hash, guard)?;
-        if word.tag() & DEAD != 0 {
-            return None;
-        }
+        let (slot, pair) = Self::slot_of(b, key, hash)?;
         Some(Found {
-            slot: b.slot(i),
-            entry: word.with_tag(0),
+            slot,
+            pair: Pair {
+                word: pair.word & !FROZEN,
+                ..pair
+            },
+            _value: PhantomData,
         })
     }
 
-    /// The slot of `key` in `b` and its word, for a reader: frozen words are answers too
+    /// The live slot of `key` in `b` and its pair, for a reader: frozen pairs are answers too
     /// (module docs, point 3).
-    #[inline]
-    fn slot_of<'g>(
-        b: &'g Block<T>,
-        key: &[u8],
-        hash: u64,
-        guard: &'g Guard,
-    ) -> Option<(usize, Shared<'g, Entry<T>>)> {
+    #[inline(always)]
+    fn slot_of<'g>(b: &'g Block, key: &[u8], hash: u64) -> Option<(SlotRef<'g>, Pair)> {
         let tag = tag_of(hash);
-        for i in 0..b.len() {
-            if !b.slot(i).may_hold(tag) {
-                continue;
-            }
-            let word = b.slot(i).word.load(Acquire, guard);
-            if word.is_null() {
-                crate::work::slots(i + 1);
-                return None; // the end of the claimed prefix
-            }
-            // SAFETY: non-null, loaded under `guard`.
-            if unsafe { word.deref() }.has_key(key) {
-                crate::work::slots(i + 1);
-                return Some((i, word));
+        for (g, group) in b.groups().enumerate() {
+            let mut lanes = group.candidates(tag);
+            while lanes != 0 {
+                let lane = (lanes.trailing_zeros() / 8) as usize;
+                lanes &= lanes - 1;
+                let pair = group.slot(lane).load(Acquire);
+                match state(pair.word) {
+                    State::Empty => {
+                        crate::work::slots(g * GROUP + lane + 1);
+                        return None; // the end of the claimed prefix
+                    }
+                    State::Dead => {}
+                    State::Live => {
+                        // SAFETY: live under the caller's guard: its count is released no
+                        // earlier than after the guard ends.
+                        if unsafe { &*pointer::<T>(pair.word) }.key() == key {
+                            crate::work::slots(g * GROUP + lane + 1);
+                            return Some((SlotRef { group, lane }, pair));
+                        }
+                    }
+                }
             }
         }
-        crate::work::slots(b.len());
+        crate::work::slots(b.width());
         None
     }
 
     /// Where `key` stands in `b`, for a writer.
-    fn probe<'g>(b: &'g Block<T>, key: &[u8], hash: u64, guard: &'g Guard) -> Probe<'g, T> {
+    fn probe<'g>(b: &'g Block, key: &[u8], hash: u64) -> Probe<'g> {
         let tag = tag_of(hash);
-        for i in 0..b.len() {
-            if !b.slot(i).may_hold(tag) {
-                continue;
-            }
-            let word = b.slot(i).word.load(Acquire, guard);
-            if word.tag() & FROZEN != 0 {
-                crate::work::slots(i + 1);
-                return Probe::Frozen;
-            }
-            if word.is_null() {
-                crate::work::slots(i + 1);
-                return Probe::Empty(i);
-            }
-            // SAFETY: non-null, loaded under `guard`.
-            if unsafe { word.deref() }.has_key(key) {
-                crate::work::slots(i + 1);
-                return Probe::Key(i, word);
+        for (g, group) in b.groups().enumerate() {
+            let mut lanes = group.candidates(tag);
+            while lanes != 0 {
+                let lane = (lanes.trailing_zeros() / 8) as usize;
+                lanes &= lanes - 1;
+                let pair = group.slot(lane).load(Acquire);
+                if pair.word & FROZEN != 0 {
+                    crate::work::slots(g * GROUP + lane + 1);
+                    return Probe::Frozen;
+                }
+                match state(pair.word) {
+                    State::Empty => {
+                        crate::work::slots(g * GROUP + lane + 1);
+                        return Probe::Empty(g * GROUP + lane);
+                    }
+                    State::Dead => {}
+                    State::Live => {
+                        // SAFETY: live under the caller's guard (see `slot_of`).
+                        if unsafe { &*pointer::<T>(pair.word) }.key() == key {
+                            crate::work::slots(g * GROUP + lane + 1);
+                            return Probe::Key(SlotRef { group, lane }, pair);
+                        }
+                    }
+                }
             }
         }
-        crate::work::slots(b.len());
+        crate::work::slots(b.width());
         Probe::Full
     }
 
-    /// Caches `value` under `key_of(&value)`, with `order`; `on_existing` says what happens to
-    /// a live entry already there.
+    /// Caches `value` under its key, with `order`; `on_existing` says what happens to a live
+    /// entry already there.
     ///
     /// An identical re-add keeps the cached rank unless `refresh_rank`, and always takes the new
     /// `seq` (it becomes the most recent among equal ranks).
     pub(crate) fn insert<'g>(
         &self,
         value: Arc<T>,
-        key_of: impl FnOnce(&T) -> &[u8],
         order: Order,
         on_existing: OnExisting,
         guard: &'g Guard,
     ) -> Insert<'g, T> {
         let Order { rank, seq } = order;
+        let seq = seq as u32;
         let refresh_rank = matches!(on_existing, OnExisting::Replace { refresh_rank: true });
         let value = Arc::into_raw(value);
+        let word = value as usize;
+        debug_assert_eq!(word & TAG_BITS, 0, "an Arc pointer with its low bits set");
         // SAFETY: we hold the strong count we were given until it is published or dropped
-        // below, and after publication the guard keeps it alive until we return.
-        let key = key_of(unsafe { &*value });
-        // The key is read once: it is hashed, stored and compared as this one reading, so a
-        // value whose key changes while cached can only make its own lookups miss.
+        // below, and after publication the guard keeps it alive until `'g` ends.
+        let key: &'g [u8] = unsafe { &*value }.key();
+        // The key is read once: it is hashed, probed and compared as this one reading.
         let hash = self.hash(key);
         let tag = tag_of(hash);
-        let mut new = alloc_entry(Entry::new(key, rank, seq, value));
+        let fresh = Fresh { value, key, hash };
+        let new = Pair { word, rank };
         self.help_grow(guard);
         loop {
             let spot = self.write_spot(hash, guard);
             let Some(b) = spot.block() else {
-                match self.install_first(spot.bucket(), new, tag, guard) {
-                    Ok(entry) => return Insert::New(Fresh { entry }),
-                    Err(back) => {
-                        new = back;
-                        continue;
-                    }
+                if self.install_first(spot.bucket(), new, tag, seq, guard) {
+                    return Insert::New(fresh);
                 }
+                continue;
             };
-            let (i, word) = match Self::probe(b, key, hash, guard) {
+            let (slot, old) = match Self::probe(b, key, hash) {
                 Probe::Frozen | Probe::Full => {
                     self.rebuild(&spot, guard);
                     continue;
                 }
                 Probe::Empty(i) => {
-                    new.set_order(rank, seq);
+                    let s = b.slot(i);
                     #[cfg(not(session_cache_mutant = "claim_store"))]
-                    let expected = Shared::null();
+                    let expected = Pair::default();
                     // Mutant (loom-tests/README.md): claim whatever is there, like a store.
                     #[cfg(session_cache_mutant = "claim_store")]
-                    let expected = b.slot(i).word.load(Acquire, guard);
-                    match b
-                        .slot(i)
-                        .word
-                        .compare_exchange(expected, new, AcqRel, Acquire, guard)
+                    let expected = s.pair().load(Acquire);
+                    if s.pair()
+                        .compare_exchange(expected, new, AcqRel, Acquire)
+                        .is_err()
                     {
-                        Ok(published) => {
-                            // Claim rule: claims go to the first null slot, so the claimed
-                            // slots form a prefix (no slot is ever null again). Not in loom
-                            // builds, whose models check it at rest (`check_invariants`).
-                            #[cfg(not(session_cache_loom))]
-                            debug_assert!(
-                                (0..i).all(|j| !b.slot(j).word.load(Relaxed, guard).is_null()),
-                                "a claim past a null slot"
-                            );
-                            b.slot(i).set_tag(tag);
-                            b.slot(i).set_hint(rank);
-                            return Insert::New(Fresh { entry: published });
-                        }
                         // Someone claimed it (or froze it): look again.
-                        Err(e) => {
-                            new = e.new;
-                            continue;
-                        }
-                    }
-                }
-                Probe::Key(i, word) => (i, word),
-            };
-            let slot = &b.slot(i).word;
-            // SAFETY: non-null, loaded under `guard`.
-            let old = unsafe { word.deref() };
-            // Claim rule: every entry a claimed slot ever holds carries the slot's first key.
-            debug_assert!(old.has_key(key), "a slot holds another key");
-            if word.tag() & DEAD != 0 {
-                new.set_order(rank, seq);
-                match slot.compare_exchange(word, new, AcqRel, Acquire, guard) {
-                    Ok(published) => {
-                        b.slot(i).set_hint(rank);
-                        // SAFETY: the dead entry is unlinked; its value was released when it
-                        // died, so only the entry itself is freed.
-                        unsafe { self.retire_entry(word.with_tag(0), guard) };
-                        return Insert::New(Fresh { entry: published });
-                    }
-                    Err(e) => {
-                        new = e.new;
                         continue;
                     }
+                    // Claim rule: claims go to the first empty slot, so the claimed slots form
+                    // a prefix (no slot is ever empty again). Not in loom builds, whose models
+                    // check it at rest (`check_invariants`).
+                    #[cfg(not(session_cache_loom))]
+                    debug_assert!(
+                        (0..i).all(|j| state(b.slot(j).pair().load(Relaxed).word) != State::Empty),
+                        "a claim past an empty slot"
+                    );
+                    s.group.set_tag(s.lane, tag);
+                    s.group.set_seq(s.lane, seq);
+                    return Insert::New(fresh);
                 }
-            }
+                Probe::Key(slot, old) => (slot, old),
+            };
+            let old_value = pointer::<T>(old.word);
             if let OnExisting::KeepLive { live_from } = on_existing {
-                if old.rank() >= live_from {
+                if old.rank >= live_from {
                     // SAFETY: `old` was live under `guard`; its count is released deferred.
-                    let existing = unsafe { clone_arc(old.value_ptr()) };
-                    // Never published: dropping it frees the entry, not the value.
-                    drop(new);
+                    let existing = unsafe { clone_arc(old_value) };
                     // SAFETY: the caller's count, never published: ours to drop.
                     drop(unsafe { Arc::from_raw(value) });
                     return Insert::Kept(existing);
                 }
             }
-            let identical = old.value_ptr() == value;
+            let identical = old_value == value;
             // Under `KeepLive` the old entry is expired here: even that very value takes the new
             // rank, or it would stay cached expired.
             let keep_rank =
                 identical && !refresh_rank && matches!(on_existing, OnExisting::Replace { .. });
-            let new_rank = if keep_rank { old.rank() } else { rank };
-            new.set_order(new_rank, seq);
-            #[cfg(not(session_cache_mutant = "relaxed_publish"))]
-            let cas = slot.compare_exchange(word, new, AcqRel, Acquire, guard);
-            // Mutant (loom-tests/README.md): publish the replacing entry without Release.
-            #[cfg(session_cache_mutant = "relaxed_publish")]
-            let cas = slot.compare_exchange(word, new, Relaxed, Relaxed, guard);
-            if cas.is_ok() {
-                b.slot(i).set_hint(new_rank);
+            let new = Pair {
+                word,
+                rank: if keep_rank { old.rank } else { rank },
+            };
+            // An identical re-add that changes nothing but the tie-break hint needs no CAS: the
+            // slot held exactly this pair when it was loaded, an instant inside this call.
+            let cas = if new == old {
+                Ok(old)
+            } else {
+                #[cfg(not(session_cache_mutant = "relaxed_publish"))]
+                let cas = slot.pair().compare_exchange(old, new, AcqRel, Acquire);
+                // Mutant (loom-tests/README.md): publish the replacing value without Release.
+                #[cfg(session_cache_mutant = "relaxed_publish")]
+                let cas = slot.pair().compare_exchange(old, new, Relaxed, Relaxed);
+                cas
+            };
+            if cas.is_err() {
+                continue;
             }
-            match cas {
-                Ok(_) if identical => {
-                    // SAFETY: two counts exist, the old entry's (now the new entry's) and the
-                    // caller's; dropping the caller's leaves at least one. (Mutant
-                    // `identical_rc`, loom-tests/README.md: keep the caller's, a leak.)
-                    #[cfg(not(session_cache_mutant = "identical_rc"))]
-                    unsafe {
-                        Arc::decrement_strong_count(value)
-                    };
-                    // SAFETY: the old entry is unlinked; its count moved to the new entry.
-                    unsafe { self.retire_entry(word, guard) };
-                    return Insert::Identical;
-                }
-                Ok(_) => {
-                    // SAFETY: `old` was live under `guard`; its count is released only below,
-                    // deferred past this guard.
-                    let previous = unsafe { clone_arc(old.value_ptr()) };
-                    // SAFETY: unlinked by our CAS; it owned one strong count.
-                    #[cfg(not(session_cache_mutant = "eager_release"))]
-                    unsafe {
-                        self.retire_entry_and_value(word, guard)
-                    };
-                    // Mutant (loom-tests/README.md): release the replaced value at once, while
-                    // readers may still take it. SAFETY: none; that is the fault.
-                    #[cfg(session_cache_mutant = "eager_release")]
-                    unsafe {
-                        Arc::decrement_strong_count(old.value_ptr());
-                        self.retire_entry(word, guard);
-                    }
-                    return Insert::Replaced(previous);
-                }
-                Err(e) => new = e.new,
+            slot.group.set_seq(slot.lane, seq);
+            if identical {
+                // SAFETY: two counts exist, the table's (kept) and the caller's; dropping the
+                // caller's leaves at least one. (Mutant `identical_rc`, loom-tests/README.md:
+                // keep the caller's, a leak.)
+                #[cfg(not(session_cache_mutant = "identical_rc"))]
+                unsafe {
+                    Arc::decrement_strong_count(value)
+                };
+                return Insert::Identical;
             }
+            // SAFETY: `old` was live under `guard`; its count is released only below, deferred
+            // past this guard.
+            let previous = unsafe { clone_arc(old_value) };
+            // SAFETY: unlinked by our CAS; the slot owned one strong count.
+            #[cfg(not(session_cache_mutant = "eager_release"))]
+            unsafe {
+                self.retire_value(old_value, guard)
+            };
+            // Mutant (loom-tests/README.md): release the replaced value at once, while readers
+            // may still take it. SAFETY: none; that is the fault.
+            #[cfg(session_cache_mutant = "eager_release")]
+            unsafe {
+                Arc::decrement_strong_count(old_value)
+            };
+            return Insert::Replaced(previous);
         }
     }
 
-    /// Installs a fresh block holding only `new` into a bucket that never had one.
-    fn install_first<'g>(
+    /// Installs a fresh block holding only `new` into a bucket that never had one; false if
+    /// another block got there first (ours was never shared, and holds no count).
+    fn install_first(
         &self,
-        bucket: &Atomic<Block<T>>,
-        new: Owned<Entry<T>>,
+        bucket: &Atomic<Block>,
+        new: Pair,
         tag: u8,
-        guard: &'g Guard,
-    ) -> Result<Shared<'g, Entry<T>>, Owned<Entry<T>>> {
+        seq: u32,
+        guard: &Guard,
+    ) -> bool {
         let fresh = new_block(BLOCK_WIDTH);
-        // Relaxed: the block is published by the `AcqRel` CAS below.
-        fresh.slot(0).set_hint(new.rank());
-        fresh.slot(0).word.store(new, Relaxed);
-        fresh.slot(0).set_tag(tag);
-        match bucket.compare_exchange(Shared::null(), fresh, AcqRel, Acquire, guard) {
-            Ok(published) => {
-                // SAFETY: just published under `guard`.
-                let first = unsafe { published.deref() }
-                    .slot(0)
-                    .word
-                    .load(Relaxed, guard);
-                Ok(first)
-            }
-            Err(e) => {
-                // SAFETY: the block was never published; we stored `new` there ourselves, and
-                // dropping the block frees only the block.
-                let back = unsafe {
-                    e.new
-                        .slot(0)
-                        .word
-                        .load(Relaxed, crossbeam_epoch::unprotected())
-                        .into_owned()
-                };
-                Err(back)
-            }
-        }
+        fresh.init_slot(0, new, tag, seq);
+        bucket
+            .compare_exchange(Shared::null(), fresh, AcqRel, Acquire, guard)
+            .is_ok()
     }
 
     /// Removes the live entry for `key` and returns a reference to its value.
@@ -654,72 +654,72 @@ impl<T: Send + Sync + 'static> RawTable<T> {
 
     /// Removes exactly the entry `found` saw, unless it was replaced or removed meanwhile.
     /// Eviction and expiry use this, so they never remove a value that just replaced the one
-    /// they judged.
+    /// they judged. (An identical re-add that kept the rank leaves the same pair: the entry is
+    /// then the same one, only its tie-break hint newer.)
     pub(crate) fn remove_found(&self, found: &Found<'_, T>, guard: &Guard) -> Option<Arc<T>> {
-        if let Some(value) = self.kill(&found.slot.word, found.entry, guard) {
+        if let Some(value) = self.kill(found.slot, found.pair, guard) {
             return Some(value);
         }
         // The slot changed: the entry is gone, or its block was frozen and the entry moved to
-        // a new block (same pointer). Look for it there.
-        let entry = found.entry();
-        entry.with_key(|key| {
-            #[cfg(not(session_cache_mutant = "evict_by_key"))]
-            let wanted = |word: Shared<'_, Entry<T>>| word == found.entry;
-            // Mutant (loom-tests/README.md): remove whatever now holds the key.
-            #[cfg(session_cache_mutant = "evict_by_key")]
-            let wanted = |_: Shared<'_, Entry<T>>| true;
-            self.remove_where(key, self.hash(key), guard, wanted)
-        })
+        // a new block (the same pair). Look for it there.
+        let key = found.value().key();
+        #[cfg(not(session_cache_mutant = "evict_by_key"))]
+        let wanted = |pair: Pair| pair == found.pair;
+        // Mutant (loom-tests/README.md): remove whatever now holds the key.
+        #[cfg(session_cache_mutant = "evict_by_key")]
+        let wanted = |_: Pair| true;
+        self.remove_where(key, self.hash(key), guard, wanted)
     }
 
-    /// Removes the live entry for `key` if its (untagged) word satisfies `wanted`.
+    /// Removes the live entry for `key` if its (unfrozen) pair satisfies `wanted`.
     fn remove_where(
         &self,
         key: &[u8],
         hash: u64,
         guard: &Guard,
-        wanted: impl Fn(Shared<'_, Entry<T>>) -> bool,
+        wanted: impl Fn(Pair) -> bool,
     ) -> Option<Arc<T>> {
         loop {
             let spot = self.write_spot(hash, guard);
             let b = spot.block()?;
-            let (i, word) = Self::slot_of(b, key, hash, guard)?;
-            if word.tag() & DEAD != 0 || !wanted(word.with_tag(0)) {
+            let (slot, pair) = Self::slot_of(b, key, hash)?;
+            let unfrozen = Pair {
+                word: pair.word & !FROZEN,
+                ..pair
+            };
+            if !wanted(unfrozen) {
                 return None;
             }
-            if word.tag() & FROZEN != 0 {
+            if pair.word & FROZEN != 0 {
                 self.rebuild(&spot, guard);
                 continue;
             }
-            if let Some(value) = self.kill(&b.slot(i).word, word, guard) {
+            if let Some(value) = self.kill(slot, pair, guard) {
                 return Some(value);
             }
         }
     }
 
-    /// Tags the live, unfrozen `word` of `slot` `DEAD`; on success returns a reference to its
-    /// value and retires the table's own.
+    /// Kills the live, unfrozen `pair` of `slot`; on success returns a reference to its value
+    /// and retires the table's own.
     #[inline]
-    fn kill(
-        &self,
-        slot: &Atomic<Entry<T>>,
-        word: Shared<'_, Entry<T>>,
-        guard: &Guard,
-    ) -> Option<Arc<T>> {
+    fn kill(&self, slot: SlotRef<'_>, pair: Pair, guard: &Guard) -> Option<Arc<T>> {
+        let dead = Pair {
+            word: DEAD,
+            rank: 0,
+        };
         #[cfg(not(session_cache_mutant = "kill_store"))]
-        slot.compare_exchange(word, word.with_tag(DEAD), AcqRel, Acquire, guard)
+        slot.pair()
+            .compare_exchange(pair, dead, AcqRel, Acquire)
             .ok()?;
         // Mutant (loom-tests/README.md): store the tag instead of CASing it: two removers win.
         #[cfg(session_cache_mutant = "kill_store")]
-        slot.store(
-            word.with_tag(DEAD),
-            crate::loom::sync::atomic::Ordering::Release,
-        );
-        // SAFETY: `word` was live under `guard`; the table's count is released deferred.
-        let value = unsafe { word.deref() }.value_ptr();
-        // SAFETY: as above.
+        slot.pair()
+            .store(dead, crate::loom::sync::atomic::Ordering::Release);
+        let value = pointer::<T>(pair.word);
+        // SAFETY: `pair` was live under `guard`; the table's count is released deferred.
         let result = unsafe { clone_arc(value) };
-        // SAFETY: our CAS unlinked the value from the table; it owned one strong count.
+        // SAFETY: our CAS unlinked the value from the table; the slot owned one strong count.
         unsafe { self.retire_value(value, guard) };
         Some(result)
     }
@@ -737,7 +737,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     }
 
     fn walk<'g>(
-        table: &'g Table<T>,
+        table: &'g Table,
         index: usize,
         guard: &'g Guard,
         f: &mut impl FnMut(Found<'g, T>),
@@ -754,84 +754,68 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         let Some(b) = (unsafe { word.with_tag(0).as_ref() }) else {
             return;
         };
-        for slot in b.slots() {
-            crate::work::slots(1);
-            let word = slot.word.load(Acquire, guard);
-            if word.is_null() {
-                break;
-            }
-            if word.tag() & DEAD == 0 {
-                f(Found {
-                    slot,
-                    entry: word.with_tag(0),
-                });
+        for group in b.groups() {
+            for lane in 0..GROUP {
+                crate::work::slots(1);
+                let pair = group.slot(lane).load(Acquire);
+                match state(pair.word) {
+                    State::Empty => return,
+                    State::Dead => {}
+                    State::Live => f(Found {
+                        slot: SlotRef { group, lane },
+                        pair: Pair {
+                            word: pair.word & !FROZEN,
+                            ..pair
+                        },
+                        _value: PhantomData,
+                    }),
+                }
             }
         }
     }
 
-    /// Freezes every slot of `b` (empty ones too) and counts its live entries: after this no
-    /// CAS on the block can succeed, so every helper that reads it sees the same live set.
-    fn freeze(b: &Block<T>, guard: &Guard) -> usize {
-        let mut live = 0;
+    /// Freezes the slots of `b` up to its first empty one (module docs, point 2) and returns
+    /// its live slots: after this no CAS on the block can succeed, so every helper that reads
+    /// it gathers the same live set.
+    fn freeze(b: &Block) -> Live {
+        let mut live = Live::new();
         for slot in b.slots() {
             #[cfg(not(session_cache_mutant = "no_freeze"))]
-            let word = slot.word.fetch_or(FROZEN, AcqRel, guard);
+            let pair = slot.pair().fetch_or_word(FROZEN, AcqRel);
             #[cfg(session_cache_mutant = "no_freeze")]
-            let word = slot.word.load(Acquire, guard);
-            if !word.is_null() && word.tag() & DEAD == 0 {
-                live += 1;
+            let pair = slot.pair().load(Acquire);
+            match state(pair.word) {
+                State::Empty => break,
+                State::Dead => {}
+                State::Live => live.push(Moving {
+                    pair: Pair {
+                        word: pair.word & !FROZEN,
+                        ..pair
+                    },
+                    tag: slot.tag(),
+                    seq: slot.seq(),
+                }),
             }
         }
         live
     }
 
-    /// A fresh block holding the live entries of the frozen `b` (those whose hash `keep`
-    /// accepts, for a split), sized for them. A rebuild (`keep` is `None`) copies each slot's
-    /// tag when it was written instead of hashing the key again.
-    fn copy_live(
-        &self,
-        b: &Block<T>,
-        guard: &Guard,
-        live: usize,
-        keep: Option<&dyn Fn(u64) -> bool>,
-    ) -> Owned<Block<T>> {
-        let width = if live * 2 <= BLOCK_WIDTH {
-            BLOCK_WIDTH
-        } else {
-            (live * 2).next_power_of_two()
-        };
-        let nb = new_block(width);
+    /// The tag of a moving slot: the one written for it, or its key's (a claimer that had not
+    /// written it yet writes it into the old block).
+    fn tag_of_moving(&self, m: &Moving) -> u8 {
+        if m.tag != 0 {
+            return m.tag;
+        }
+        // SAFETY: live in a frozen block under the caller's guard.
+        tag_of(self.hash(unsafe { &*pointer::<T>(m.pair.word) }.key()))
+    }
+
+    /// A fresh block holding `live`, sized for them.
+    fn block_of(&self, live: &[Moving]) -> Owned<Block> {
+        let nb = new_block(width_for(live.len()));
         crate::work::block_built();
-        let mut j = 0;
-        for slot in b.slots() {
-            let word = slot.word.load(Acquire, guard);
-            // Mutant (loom-tests/README.md): copy dead entries as live.
-            #[cfg(session_cache_mutant = "copy_dead")]
-            let word = word.with_tag(0);
-            if word.is_null() || word.tag() & DEAD != 0 {
-                continue;
-            }
-            let tag = match (keep, slot.tag()) {
-                // A written tag is right for this slot's key forever (claim rule).
-                (None, tag) if tag != 0 => tag,
-                (keep, _) => {
-                    // SAFETY: non-null, loaded under `guard`.
-                    let hash = self.entry_hash(unsafe { word.deref() });
-                    if !keep.map_or(true, |keep| keep(hash)) {
-                        continue;
-                    }
-                    tag_of(hash)
-                }
-            };
-            if j < width {
-                // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
-                nb.slot(j).word.store(word.with_tag(0), Relaxed);
-                nb.slot(j).set_tag(tag);
-                // SAFETY: non-null, loaded under `guard`. (The old slot's hint may lag its
-                // word: the entry's own rank is the one to copy.)
-                nb.slot(j).set_hint(unsafe { word.deref() }.rank());
-                j += 1;
-            }
+        for (j, m) in live.iter().enumerate() {
+            nb.init_slot(j, m.pair, self.tag_of_moving(m), m.seq);
         }
         nb
     }
@@ -839,22 +823,22 @@ impl<T: Send + Sync + 'static> RawTable<T> {
     /// Rebuilds the full or frozen block at `spot` (module docs, point 2). Any thread may call
     /// it any number of times; one swing wins. In a growing table it splits the bucket instead.
     #[cold]
-    fn rebuild(&self, spot: &Spot<'_, T>, guard: &Guard) {
+    fn rebuild(&self, spot: &Spot<'_>, guard: &Guard) {
         if spot.word.tag() & MIGRATING != 0 || !spot.table.next.load(Acquire, guard).is_null() {
             self.migrate(spot.table, spot.index, guard);
             return;
         }
         let Some(b) = spot.block() else { return };
-        let live = Self::freeze(b, guard);
+        let live = Self::freeze(b);
         // Never null: a bucket that had a block keeps one (module docs, point 6).
-        let fresh = self.copy_live(b, guard, live, None).into_shared(guard);
+        let fresh = self.block_of(&live).into_shared(guard);
         match spot
             .bucket()
             .compare_exchange(spot.word, fresh, AcqRel, Acquire, guard)
         {
             // SAFETY: the old block is unlinked; every thread that can still see it is pinned.
             Ok(_) => unsafe { self.retire_block(spot.word, guard) },
-            // SAFETY: never published. Dropping a block frees no entries.
+            // SAFETY: never published. Dropping a block releases no counts.
             Err(_) => drop(unsafe { fresh.into_owned() }),
         }
     }
@@ -892,7 +876,7 @@ impl<T: Send + Sync + 'static> RawTable<T> {
 
     /// Splits bucket `i` of `table` into its two children in `table.next` (module docs,
     /// point 6). Idempotent; any thread may help.
-    fn migrate(&self, table: &Table<T>, i: usize, guard: &Guard) {
+    fn migrate(&self, table: &Table, i: usize, guard: &Guard) {
         let bucket = &table.buckets[i];
         // SAFETY: called only for tables with a next table, retired only after this one.
         let Some(next) = (unsafe { table.next.load(Acquire, guard).as_ref() }) else {
@@ -915,43 +899,44 @@ impl<T: Send + Sync + 'static> RawTable<T> {
                 Err(e) => word = e.current,
             }
         }
-        // (ii) Freeze, (iii) build and install both children.
+        // (ii) Freeze, (iii) build and install the low child, then the high one as the rest.
         let n = table.buckets.len();
         // SAFETY: loaded under `guard`.
         let old = unsafe { word.with_tag(0).as_ref() };
-        for (child, high) in [(i, false), (i + n, true)] {
-            let block = match old {
-                Some(b) => {
-                    Self::freeze(b, guard);
-                    let mine = |hash: u64| (hash as usize & n != 0) == high;
-                    let live = b
-                        .slots()
-                        .filter(|s| {
-                            let w = s.word.load(Acquire, guard);
-                            // SAFETY: non-null words were loaded under `guard`.
-                            !w.is_null()
-                                && w.tag() & DEAD == 0
-                                && mine(self.entry_hash(unsafe { w.deref() }))
-                        })
-                        .count();
-                    self.copy_live(b, guard, live, Some(&mine))
-                }
-                None => new_block(BLOCK_WIDTH),
+        let live = old.map(Self::freeze).unwrap_or_default();
+        let low = self.install_child(&next.buckets[i], guard, || {
+            live.iter()
+                .copied()
+                .filter(|m| {
+                    // SAFETY: live in the frozen block under `guard`.
+                    let key = unsafe { &*pointer::<T>(m.pair.word) }.key();
+                    self.hash(key) as usize & n == 0
+                })
+                .collect()
+        });
+        // The high child is every live value the installed low child did not take. The low
+        // child is as its builder made it until this bucket is `MOVED` (writers reach it only
+        // through a `MOVED` parent), which needs the high child installed first; a helper that
+        // reads it later finds the high child installed and builds nothing.
+        self.install_child(&next.buckets[i + n], guard, || {
+            // SAFETY: loaded under `guard`; a swung-out child is retired, not freed, while we
+            // are pinned.
+            let low = unsafe { low.deref() };
+            let in_low = |m: &Moving| {
+                low.slots()
+                    .map(|s| s.pair().load(Acquire).word)
+                    .take_while(|&w| state(w) != State::Empty)
+                    .any(|w| w & !TAG_BITS == m.pair.word)
             };
-            if let Err(e) =
-                next.buckets[child].compare_exchange(Shared::null(), block, AcqRel, Acquire, guard)
-            {
-                // Another helper built the same child first; ours was never shared.
-                drop(e.new);
-            }
-        }
+            live.iter().copied().filter(|m| !in_low(m)).collect()
+        });
         // (iv) Publish the move.
         if bucket
             .compare_exchange(word, Shared::null().with_tag(MOVED), AcqRel, Acquire, guard)
             .is_ok()
         {
             if !word.with_tag(0).is_null() {
-                // SAFETY: unlinked by our CAS; its live entries now belong to the children.
+                // SAFETY: unlinked by our CAS; its live counts now belong to the children.
                 unsafe { self.retire_block(word.with_tag(0), guard) };
             }
             if table.moved.fetch_add(1, AcqRel) + 1 == n {
@@ -960,8 +945,28 @@ impl<T: Send + Sync + 'static> RawTable<T> {
         }
     }
 
+    /// Installs a child block holding what `build` gathers into `bucket`, unless a child is
+    /// there already; returns the child installed (ours or the first helper's).
+    fn install_child<'g>(
+        &self,
+        bucket: &Atomic<Block>,
+        guard: &'g Guard,
+        build: impl FnOnce() -> Live,
+    ) -> Shared<'g, Block> {
+        let current = bucket.load(Acquire, guard);
+        if !current.is_null() {
+            return current;
+        }
+        let child = self.block_of(&build());
+        match bucket.compare_exchange(Shared::null(), child, AcqRel, Acquire, guard) {
+            Ok(installed) => installed,
+            // Another helper installed its child first; ours was never shared.
+            Err(e) => e.current,
+        }
+    }
+
     /// Makes `table.next` the root once every bucket of `table` has moved.
-    fn promote(&self, table: &Table<T>, guard: &Guard) {
+    fn promote(&self, table: &Table, guard: &Guard) {
         let next = table.next.load(Acquire, guard);
         let current = self.root.load(Acquire, guard);
         if core::ptr::eq(current.as_raw(), table)
@@ -973,29 +978,9 @@ impl<T: Send + Sync + 'static> RawTable<T> {
             // SAFETY: unlinked from the root; its buckets are all `MOVED` (null), so freeing it
             // frees only its bucket array. Readers that still hold it are pinned.
             unsafe {
-                let retired = Retired::new(current.into_usize(), free_table::<T>);
+                let retired = Retired::new(current.into_usize(), free_table);
                 self.reclaim.retire(guard, retired);
             }
-        }
-    }
-
-    /// # Safety
-    /// `entry` is unlinked, and its value's count is not owned by it (released or moved).
-    unsafe fn retire_entry(&self, entry: Shared<'_, Entry<T>>, guard: &Guard) {
-        // SAFETY: per the contract; freed once, after every reader that may see it.
-        unsafe {
-            let retired = Retired::new(entry.with_tag(0).into_usize(), free_entry::<T>);
-            self.reclaim.retire(guard, retired);
-        }
-    }
-
-    /// # Safety
-    /// `entry` is unlinked and owns one strong count of its value.
-    unsafe fn retire_entry_and_value(&self, entry: Shared<'_, Entry<T>>, guard: &Guard) {
-        // SAFETY: per the contract; both are released once, after every reader.
-        unsafe {
-            let retired = Retired::new(entry.with_tag(0).into_usize(), free_entry_and_value::<T>);
-            self.reclaim.retire(guard, retired);
         }
     }
 
@@ -1011,13 +996,29 @@ impl<T: Send + Sync + 'static> RawTable<T> {
 
     /// # Safety
     /// `block` is frozen and unlinked from its bucket.
-    unsafe fn retire_block(&self, block: Shared<'_, Block<T>>, guard: &Guard) {
-        // SAFETY: per the contract. The `DEAD` entries left in a frozen block belong to it
-        // (module docs, point 4); its live entries moved on and are not touched.
+    unsafe fn retire_block(&self, block: Shared<'_, Block>, guard: &Guard) {
+        // SAFETY: per the contract. A block owns no counts once frozen and copied (module
+        // docs, point 4).
         unsafe {
-            let retired = Retired::new(block.with_tag(0).into_usize(), free_block::<T>);
+            let retired = Retired::new(block.with_tag(0).into_usize(), free_block);
             self.reclaim.retire(guard, retired);
         }
+    }
+}
+
+/// Returns a new strong reference to the value behind `ptr`.
+///
+/// # Safety
+/// `ptr` must come from `Arc::into_raw` and its strong count must stay at least 1 for the
+/// duration of the call: in this crate, the caller is pinned and loaded `ptr` from a slot that
+/// was reachable after it pinned, so the table's own reference is released (deferred) only
+/// after the caller unpins.
+#[inline]
+pub(crate) unsafe fn clone_arc<T>(ptr: *const T) -> Arc<T> {
+    // SAFETY: see the function's contract.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Arc::from_raw(ptr)
     }
 }
 
@@ -1025,28 +1026,10 @@ impl<T: Send + Sync + 'static> RawTable<T> {
 // whichever thread the collector picks: `T: Send + Sync` for every table that retires them.
 
 /// # Safety
-/// `data` is an unlinked `Table<T>` whose buckets are all `MOVED`, retired once.
-unsafe fn free_table<T>(data: usize) {
+/// `data` is an unlinked `Table` whose buckets are all `MOVED`, retired once.
+unsafe fn free_table(data: usize) {
     // SAFETY: per the contract.
-    drop(unsafe { Owned::<Table<T>>::from_usize(data) });
-}
-
-/// # Safety
-/// `data` is an unlinked `Entry<T>` that no longer owns a strong count, retired once.
-unsafe fn free_entry<T>(data: usize) {
-    // SAFETY: per the contract.
-    entry::free_entry(unsafe { Owned::<Entry<T>>::from_usize(data) });
-}
-
-/// # Safety
-/// `data` is an unlinked `Entry<T>` owning one strong count of its value, retired once.
-unsafe fn free_entry_and_value<T>(data: usize) {
-    // SAFETY: per the contract: the entry is ours, and so is the count it holds.
-    unsafe {
-        let entry = Owned::<Entry<T>>::from_usize(data);
-        drop(Arc::from_raw(entry.value_ptr()));
-        entry::free_entry(entry);
-    }
+    drop(unsafe { Owned::<Table>::from_usize(data) });
 }
 
 /// # Safety
@@ -1057,21 +1040,10 @@ unsafe fn release_value<T>(data: usize) {
 }
 
 /// # Safety
-/// `data` is a frozen `Block<T>` unlinked from its bucket, retired once; the `DEAD` entries
-/// left in it belong to it, its live entries moved on.
-unsafe fn free_block<T>(data: usize) {
-    // SAFETY: per the contract.
-    unsafe {
-        let block = Owned::<Block<T>>::from_usize(data);
-        let unprotected = crossbeam_epoch::unprotected();
-        for slot in block.slots() {
-            // Relaxed: reclamation happens after every access to the block.
-            let word = slot.word.load(Relaxed, unprotected);
-            if !word.is_null() && word.tag() & DEAD != 0 {
-                entry::free_entry(word.with_tag(0).into_owned());
-            }
-        }
-    }
+/// `data` is a frozen `Block` unlinked from its bucket, retired once.
+unsafe fn free_block(data: usize) {
+    // SAFETY: per the contract; a block's slots hold no counts of their own to release.
+    drop(unsafe { Owned::<Block>::from_usize(data) });
 }
 
 impl<T> Drop for RawTable<T> {
@@ -1092,31 +1064,27 @@ impl<T> Drop for RawTable<T> {
                 }
                 // SAFETY: the block is reachable only from this bucket.
                 let block = unsafe { word.with_tag(0).into_owned() };
-                let split = word.tag() & MIGRATING != 0;
-                if split {
+                if word.tag() & MIGRATING != 0 {
                     // A split left half done: its children in the next table may hold the
-                    // same live entries. Drop those child blocks without their entries; the
-                    // entries are freed once, below, from this (the owning) block.
+                    // same live values. Drop those child blocks without releasing anything; the
+                    // counts are released once, below, from this (the owning) block.
                     // SAFETY: a `MIGRATING` bucket's table has a next table.
                     let next = unsafe { t.next.load(Relaxed, guard).deref() };
                     for child in [i, i + n] {
                         let c = next.buckets[child].swap(Shared::null(), Relaxed, guard);
                         if !c.is_null() {
-                            // SAFETY: exclusive access; dropping a block frees no entries.
+                            // SAFETY: exclusive access; dropping a block releases no counts.
                             drop(unsafe { c.into_owned() });
                         }
                     }
                 }
                 for slot in block.slots() {
-                    let word = slot.word.load(Relaxed, guard);
-                    if word.is_null() {
-                        continue;
-                    }
-                    // SAFETY: this slot owns the entry (module docs, point 4).
-                    let entry = unsafe { word.with_tag(0).into_owned() };
-                    if word.tag() & DEAD == 0 {
-                        // SAFETY: a live entry owns one strong count.
-                        drop(unsafe { Arc::from_raw(entry.value_ptr()) });
+                    let pair = slot.pair().load(Relaxed);
+                    match state(pair.word) {
+                        State::Empty => break,
+                        State::Dead => {}
+                        // SAFETY: a live slot owns one strong count (module docs, point 4).
+                        State::Live => drop(unsafe { Arc::from_raw(pointer::<T>(pair.word)) }),
                     }
                 }
             }
@@ -1130,7 +1098,7 @@ mod growth_tests {
     use super::*;
     use std::sync::Arc;
 
-    struct V(Vec<u8>);
+    type V = super::tests::K;
 
     fn insert(t: &RawTable<V>, key: Vec<u8>) {
         let guard = t.pin();
@@ -1138,7 +1106,7 @@ mod growth_tests {
         let on = OnExisting::Replace {
             refresh_rank: false,
         };
-        let _ = t.insert(Arc::new(V(key)), |v| &v.0, order, on, &guard);
+        let _ = t.insert(Arc::new(super::tests::K(key)), order, on, &guard);
     }
 
     /// A growth whose first chunk of buckets was claimed by a thread that then stalled, and

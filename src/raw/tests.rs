@@ -5,11 +5,20 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::block::{tag_of, Slots};
-use super::{Insert, OnExisting, Order, RawTable, BLOCK_WIDTH};
+use super::{Insert, Keyed, OnExisting, Order, RawTable, BLOCK_WIDTH};
 use crate::loom::sync::atomic::Ordering::{Acquire, Relaxed};
-use crate::reclaim::Shared;
+use crate::loom::Pair;
 
-type Table = RawTable<Vec<u8>>;
+/// A value keyed by its own bytes.
+pub(super) struct K(pub(super) Vec<u8>);
+
+impl crate::Session for K {
+    fn id(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+type Table = RawTable<K>;
 
 const REPLACE: OnExisting = OnExisting::Replace {
     refresh_rank: false,
@@ -30,7 +39,7 @@ fn order(n: u32) -> Order {
 fn add(t: &Table, v: Vec<u8>, n: u32) -> bool {
     let guard = t.pin();
     matches!(
-        t.insert(Arc::new(v), |v| &v[..], order(n), REPLACE, &guard),
+        t.insert(Arc::new(K(v)), order(n), REPLACE, &guard),
         Insert::New(_)
     )
 }
@@ -121,16 +130,18 @@ fn the_checker_catches_a_key_claimed_twice() {
         .read_spot(t.hash(&key(1)), &guard)
         .block()
         .expect("a block");
-    let word = b.slot(0).word.load(Acquire, &guard);
-    // Break the claim rule: the same entry in the next slot too, with the right tag.
-    b.slot(1).word.store(word, Relaxed);
-    b.slot(1).set_tag(tag_of(t.hash(&key(1))));
+    let pair = b.slot(0).pair().load(Acquire);
+    // Break the claim rule: the same value in the next slot too, with the right tag.
+    b.slot(1).pair().store(pair, Relaxed);
+    let s = b.slot(1);
+    s.group.set_tag(s.lane, tag_of(t.hash(&key(1))));
     let caught = catch_unwind(AssertUnwindSafe(|| t.check_invariants(&guard)));
-    // Restore before the table is dropped (it would free the entry twice).
-    b.slot(1).word.store(Shared::null(), Relaxed);
+    // Restore before the table is dropped (it would release the value twice).
+    b.slot(1).pair().store(Pair::default(), Relaxed);
+    s.group.force_tag(s.lane, 0);
     let msg = caught.expect_err("a duplicate key must be reported");
     let msg = msg.downcast_ref::<String>().expect("a formatted message");
-    assert!(msg.contains("claimed twice"), "{msg}");
+    assert!(msg.contains("live twice"), "{msg}");
 }
 
 #[test]
@@ -143,11 +154,36 @@ fn the_checker_catches_a_wrong_tag() {
         .block()
         .expect("a block");
     let right = tag_of(t.hash(&key(1)));
-    b.slot(0).force_tag(right ^ 2);
+    let s = b.slot(0);
+    s.group.force_tag(s.lane, right ^ 2);
     let caught = catch_unwind(AssertUnwindSafe(|| t.check_invariants(&guard)));
-    b.slot(0).force_tag(right);
+    s.group.force_tag(s.lane, right);
     let msg = caught.expect_err("a wrong tag must be reported");
     let msg = msg.downcast_ref::<String>().expect("a formatted message");
     assert!(msg.contains("tag"), "{msg}");
     assert_eq!(t.check_invariants(&guard), 1);
+}
+
+#[test]
+fn a_split_puts_every_value_in_exactly_one_child() {
+    // Keys that straddle the new bit: after the growth every key is found, once.
+    let t = Table::new(1, Some(6));
+    let n = 6 * BLOCK_WIDTH as u32;
+    for i in 0..n {
+        assert!(add(&t, key(i), i));
+    }
+    let guard = t.pin();
+    t.grow_if_crowded(usize::MAX / 2, &guard);
+    t.help_grow(&guard);
+    drop(guard);
+    assert_eq!(t.bucket_count(&t.pin()), 2);
+    assert_eq!(live(&t), n as usize);
+    for i in 0..n {
+        assert!(contains(&t, &key(i)), "key {i} lost by the split");
+    }
+}
+
+#[test]
+fn keyed_reads_the_session_id() {
+    assert_eq!(K(vec![1, 2]).key(), &[1, 2]);
 }
