@@ -183,8 +183,8 @@ fn t2_add_vs_remove() {
     model("t2_add_vs_remove", || add_vs_remove(false));
 }
 
-// mutant: relaxed_publish: the CAS that installs a replacing entry is `Relaxed`, so a remover
-//   reads the entry's fields without happens-before (loom: causality violation)
+// mutant: relaxed_publish: the CAS that installs a replacing session is `Relaxed`, so a remover
+//   reads the session (its id) without happens-before (loom: causality violation)
 #[test]
 fn t2_replace_vs_remove() {
     model("t2_replace_vs_remove", || add_vs_remove(true));
@@ -430,8 +430,8 @@ fn t3_two_adds_and_a_remove_racing_a_rebuild() {
 
 // ---- 8. a reader on a frozen block vs a remove completed in the new block -------------------
 
-// mutant: copy_dead: the rebuild copies `DEAD` entries as live, so a remove that returned before
-//   the reader started is undone in its eyes
+// mutant: copy_unfrozen: the rebuild gathers the live set from loads made before it freezes the
+//   block, so a remove that completed in between is undone in the new block
 #[test]
 fn t3_reader_on_frozen_block_vs_completed_remove() {
     model("t3_reader_on_frozen_block_vs_completed_remove", || {

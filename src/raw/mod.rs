@@ -32,11 +32,9 @@
 //!    same first empty slot and the loser then sees `k` live there; and a slot that an insert
 //!    passed over as another key's, or as dead, can never hold `k` live later.
 //! 2. **Rebuild.** Dead slots are recycled by rebuilding one bucket alone: an insert that finds
-//!    no empty slot (and not its key) freezes the block's slots up to its first empty one,
-//!    copies the live pairs into a fresh block (sized for them with room to spare), and swings
-//!    the bucket pointer by CAS. Freezing the first empty slot is enough: a claim targets the
-//!    first empty slot its scan saw, which is never after that one (slots never become empty
-//!    again), so every claim in this block now fails. Anyone who meets a frozen slot while
+//!    no empty slot (and not its key) freezes every slot of the block (empty ones too, so no
+//!    claim can land after the copy), copies the live pairs into a fresh block (sized for them
+//!    with room to spare), and swings the bucket pointer by CAS. Anyone who meets a frozen slot while
 //!    writing does the same (helping), so no thread waits for another: losers of the swing free
 //!    their own unpublished block at once. After the freeze nothing in the old block can
 //!    change, so every helper copies the same live set.
@@ -774,27 +772,32 @@ impl<T: Keyed> RawTable<T> {
         }
     }
 
-    /// Freezes the slots of `b` up to its first empty one (module docs, point 2) and returns
-    /// its live slots: after this no CAS on the block can succeed, so every helper that reads
-    /// it gathers the same live set.
+    /// Freezes every slot of `b` (empty ones too) and returns its live slots: after this no
+    /// CAS on the block can succeed, so every helper that reads it gathers the same live set.
     fn freeze(b: &Block) -> Live {
+        // Mutant (loom-tests/README.md): gather the live set from loads made before the freeze.
+        #[cfg(session_cache_mutant = "copy_unfrozen")]
+        let before: Vec<Pair> = b.slots().map(|s| s.pair().load(Acquire)).collect();
         let mut live = Live::new();
-        for slot in b.slots() {
+        for (_i, slot) in b.slots().enumerate() {
             #[cfg(not(session_cache_mutant = "no_freeze"))]
             let pair = slot.pair().fetch_or_word(FROZEN, AcqRel);
             #[cfg(session_cache_mutant = "no_freeze")]
             let pair = slot.pair().load(Acquire);
-            match state(pair.word) {
-                State::Empty => break,
-                State::Dead => {}
-                State::Live => live.push(Moving {
+            #[cfg(session_cache_mutant = "copy_unfrozen")]
+            let pair = {
+                let _ = pair;
+                before[_i]
+            };
+            if state(pair.word) == State::Live {
+                live.push(Moving {
                     pair: Pair {
                         word: pair.word & !FROZEN,
                         ..pair
                     },
                     tag: slot.tag(),
                     seq: slot.seq(),
-                }),
+                });
             }
         }
         live

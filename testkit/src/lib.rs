@@ -116,7 +116,18 @@ pub struct TestSession {
     pub drops: Arc<AtomicUsize>,
     secret: Vec<u8>,
     tracker: Option<Arc<Tracker>>,
+    /// Loom builds: a cell written when the session is made and read by every `id()`, so a
+    /// cache that hands a session to another thread without happens-before (a publishing CAS
+    /// that is not `Release`) is loom's causality violation, as reading the session's own
+    /// fields would be a data race on a weakly ordered machine.
+    #[cfg(session_cache_loom)]
+    made: loom::cell::UnsafeCell<u8>,
 }
+
+// SAFETY: `made` is only ever read (`with`), never written after construction, so sharing it
+// between threads is sound; every other field is `Sync`.
+#[cfg(session_cache_loom)]
+unsafe impl Sync for TestSession {}
 
 impl TestSession {
     /// A session counted only on itself (see [`TestSession::drops`]).
@@ -139,6 +150,8 @@ impl TestSession {
             drops: Arc::new(AtomicUsize::new(0)),
             secret: SECRET.to_vec(),
             tracker,
+            #[cfg(session_cache_loom)]
+            made: loom::cell::UnsafeCell::new(0),
         })
     }
 
@@ -159,6 +172,8 @@ impl TestSession {
 
 impl Session for TestSession {
     fn id(&self) -> &[u8] {
+        #[cfg(session_cache_loom)]
+        self.made.with(|_| ());
         &self.id
     }
     fn timeout(&self) -> Option<Duration> {
