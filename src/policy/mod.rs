@@ -11,7 +11,7 @@
 //!   gathers candidates pay first; then the live candidate that expires soonest (ties: the
 //!   earlier added within a thread; between threads in one clock tick, either) is evicted,
 //!   never one under the id just added. In tables of at most [`EXACT_BUCKETS`] buckets (a cache
-//!   built with capacity up to 64, until it grows; the build-time capacity sizes the table) the
+//!   built with capacity up to 80, until it grows; the build-time capacity sizes the table) the
 //!   candidates are the whole table, so the choice is exact; beyond that they are the first
 //!   [`SAMPLE_ENTRIES`] or more live entries of the buckets read from the stripe's hand,
 //!   [`SAMPLE_BUCKETS`] at a time (the whole table if it holds fewer), an approximation of
@@ -54,8 +54,9 @@ const SWEEP_EVERY: u64 = 4;
 const UNBOUNDED_BUCKETS: usize = 256;
 #[cfg(session_cache_loom)]
 const UNBOUNDED_BUCKETS: usize = 1;
-/// Expected live entries per bucket at capacity: half a fresh block, leaving room for churn.
-const ENTRIES_PER_BUCKET: usize = 4;
+/// Expected live entries per bucket at capacity: five in a group of eight slots leaves three
+/// claims between rebuilds, at about 40 bytes of table per entry.
+const ENTRIES_PER_BUCKET: usize = 5;
 /// The most buckets a cache starts with (512 KiB of bucket words): a larger capacity is reached
 /// by growing as entries arrive, so a huge capacity costs nothing up front.
 const MAX_INITIAL_BUCKETS: usize = 1 << 16;
@@ -86,7 +87,45 @@ struct LiveSettings {
 pub(crate) type RemoveCallback<S> = Box<dyn Fn(&Arc<S>, RemovalCause) + Send + Sync>;
 
 /// Entries that left the cache during one operation, delivered after it.
-type Removed<S> = smallvec::SmallVec<[(Arc<S>, RemovalCause); 2]>;
+///
+/// Without a removal callback nothing needs the sessions after the operation: they are marked
+/// not resumable as they are unlinked (under the guard, so without a reference of their own)
+/// and only a panic of that mark is carried here, to be resumed once the operation is complete.
+struct Removed<S> {
+    list: smallvec::SmallVec<[(Arc<S>, RemovalCause); 2]>,
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl<S: Session> Removed<S> {
+    #[inline]
+    fn new() -> Self {
+        Removed {
+            list: smallvec::SmallVec::new(),
+            panic: None,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, entry: (Arc<S>, RemovalCause)) {
+        self.list.push(entry);
+    }
+
+    /// Marks `session`, unlinked for `cause`, not resumable now.
+    #[inline]
+    fn mark(&mut self, session: &S, cause: RemovalCause) {
+        if cause.marks_not_resumable() {
+            let outcome = panic::catch_unwind(AssertUnwindSafe(|| session.set_not_resumable()));
+            if let Err(payload) = outcome {
+                self.panic.get_or_insert(payload);
+            }
+        }
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.list.is_empty() && self.panic.is_none()
+    }
+}
 
 /// The result of a lookup.
 pub(crate) enum Lookup<R> {
@@ -397,9 +436,8 @@ impl<S: Session> Policy<S> {
             if !self.counters.reserve_eviction(capacity) {
                 break;
             }
-            if let Some(session) = self.table.remove_found(&victim, guard) {
+            if self.take_out(&victim, RemovalCause::Evicted, guard, removed) {
                 stripe.bump(&stripe.cache_full);
-                removed.push((session, RemovalCause::Evicted));
                 owed -= 1;
             } else {
                 // Lost a race: the victim was replaced or removed after we chose it. Give the
@@ -432,12 +470,33 @@ impl<S: Session> Policy<S> {
         guard: &Guard,
         removed: &mut Removed<S>,
     ) -> bool {
-        let Some(session) = self.table.remove_found(found, guard) else {
+        if !self.take_out(found, cause, guard, removed) {
             return false;
-        };
+        }
         self.count_removal(cause);
-        removed.push((session, cause));
         true
+    }
+
+    /// Removes exactly `found` (if still there) for `cause`, without counting: its session
+    /// goes to `removed` for the callback, or is marked here when there is none.
+    #[inline]
+    fn take_out(
+        &self,
+        found: &Found<'_, S>,
+        cause: RemovalCause,
+        guard: &Guard,
+        removed: &mut Removed<S>,
+    ) -> bool {
+        if self.on_remove.is_some() {
+            let Some(session) = self.table.remove_found(found, guard) else {
+                return false;
+            };
+            removed.push((session, cause));
+            return true;
+        }
+        self.table
+            .remove_found_with(found, guard, |session| removed.mark(session, cause))
+            .is_some()
     }
 
     /// An expired entry replaced in place by a new session: one more insert and one more
@@ -559,12 +618,22 @@ impl<S: Session> Policy<S> {
         }
         let guard = self.table.pin();
         let hash = self.table.hash(id);
-        let Some(session) = self.table.remove(id, hash, &guard) else {
-            return false;
+        let mut removed = Removed::new();
+        let cause = RemovalCause::Removed;
+        let found = if self.on_remove.is_some() {
+            self.table
+                .remove(id, hash, &guard)
+                .map(|session| removed.push((session, cause)))
+        } else {
+            self.table
+                .remove_with(id, hash, &guard, |session| removed.mark(session, cause))
         };
         drop(guard);
-        self.count_removal(RemovalCause::Removed);
-        self.deliver([(session, RemovalCause::Removed)].into_iter().collect());
+        if found.is_none() {
+            return false;
+        }
+        self.count_removal(cause);
+        self.deliver(removed);
         true
     }
 
@@ -585,6 +654,7 @@ impl<S: Session> Policy<S> {
     fn remove_all(&self, cause: RemovalCause, doomed: impl Fn(u64, u64) -> bool) -> usize {
         let now = self.now();
         let mut removed = Removed::new();
+        let mut n = 0;
         // Re-pin every few buckets so that a long scan does not hold back reclamation. The
         // bucket count is read again each time: if the table doubled meanwhile, the buckets
         // from here on include the children of those not yet walked.
@@ -597,14 +667,14 @@ impl<S: Session> Policy<S> {
             }
             for b in next..(next + 64).min(buckets) {
                 self.table.for_each_in_bucket(b, &guard, |found| {
-                    if doomed(found.rank(), now) {
-                        self.unlink(&found, cause, &guard, &mut removed);
+                    if doomed(found.rank(), now) && self.unlink(&found, cause, &guard, &mut removed)
+                    {
+                        n += 1;
                     }
                 });
             }
             next += 64;
         }
-        let n = removed.len();
         self.deliver(removed);
         n
     }
@@ -649,8 +719,8 @@ impl<S: Session> Policy<S> {
 
     #[inline(never)]
     fn deliver_all(&self, removed: Removed<S>) {
-        let mut first_panic = None;
-        for (session, cause) in removed {
+        let mut first_panic = removed.panic;
+        for (session, cause) in removed.list {
             let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
                 if cause.marks_not_resumable() {
                     session.set_not_resumable();

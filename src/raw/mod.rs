@@ -647,7 +647,21 @@ impl<T: Keyed> RawTable<T> {
 
     /// Removes the live entry for `key` and returns a reference to its value.
     pub(crate) fn remove(&self, key: &[u8], hash: u64, guard: &Guard) -> Option<Arc<T>> {
-        self.remove_where(key, hash, guard, |_| true)
+        // SAFETY (of the clone): `with` runs under `guard` on the value just unlinked, whose
+        // count is released deferred.
+        self.remove_with(key, hash, guard, |value| unsafe { clone_arc(value) })
+    }
+
+    /// Removes the live entry for `key`; `with` reads its value (under the guard, before the
+    /// table's reference is released) and its result is returned.
+    pub(crate) fn remove_with<R>(
+        &self,
+        key: &[u8],
+        hash: u64,
+        guard: &Guard,
+        with: impl FnOnce(&T) -> R,
+    ) -> Option<R> {
+        self.remove_where(key, hash, guard, |_| true, with)
     }
 
     /// Removes exactly the entry `found` saw, unless it was replaced or removed meanwhile.
@@ -655,8 +669,19 @@ impl<T: Keyed> RawTable<T> {
     /// they judged. (An identical re-add that kept the rank leaves the same pair: the entry is
     /// then the same one, only its tie-break hint newer.)
     pub(crate) fn remove_found(&self, found: &Found<'_, T>, guard: &Guard) -> Option<Arc<T>> {
-        if let Some(value) = self.kill(found.slot, found.pair, guard) {
-            return Some(value);
+        // SAFETY (of the clone): as in `remove`.
+        self.remove_found_with(found, guard, |value| unsafe { clone_arc(value) })
+    }
+
+    /// [`remove_found`](Self::remove_found), reading the removed value with `with`.
+    pub(crate) fn remove_found_with<R>(
+        &self,
+        found: &Found<'_, T>,
+        guard: &Guard,
+        with: impl FnOnce(&T) -> R,
+    ) -> Option<R> {
+        if self.kill(found.slot, found.pair, guard) {
+            return Some(with(found.value()));
         }
         // The slot changed: the entry is gone, or its block was frozen and the entry moved to
         // a new block (the same pair). Look for it there.
@@ -666,17 +691,18 @@ impl<T: Keyed> RawTable<T> {
         // Mutant (loom-tests/README.md): remove whatever now holds the key.
         #[cfg(session_cache_mutant = "evict_by_key")]
         let wanted = |_: Pair| true;
-        self.remove_where(key, self.hash(key), guard, wanted)
+        self.remove_where(key, self.hash(key), guard, wanted, with)
     }
 
     /// Removes the live entry for `key` if its (unfrozen) pair satisfies `wanted`.
-    fn remove_where(
+    fn remove_where<R>(
         &self,
         key: &[u8],
         hash: u64,
         guard: &Guard,
         wanted: impl Fn(Pair) -> bool,
-    ) -> Option<Arc<T>> {
+        with: impl FnOnce(&T) -> R,
+    ) -> Option<R> {
         loop {
             let spot = self.write_spot(hash, guard);
             let b = spot.block()?;
@@ -692,34 +718,36 @@ impl<T: Keyed> RawTable<T> {
                 self.rebuild(&spot, guard);
                 continue;
             }
-            if let Some(value) = self.kill(slot, pair, guard) {
-                return Some(value);
+            if self.kill(slot, pair, guard) {
+                // SAFETY: live under `guard` when loaded; its count is released deferred.
+                return Some(with(unsafe { &*pointer::<T>(pair.word) }));
             }
         }
     }
 
-    /// Kills the live, unfrozen `pair` of `slot`; on success returns a reference to its value
-    /// and retires the table's own.
+    /// Kills the live, unfrozen `pair` of `slot` and retires the table's reference to its
+    /// value (deferred: the caller may still read it under `guard`); false if the slot changed.
     #[inline]
-    fn kill(&self, slot: SlotRef<'_>, pair: Pair, guard: &Guard) -> Option<Arc<T>> {
+    fn kill(&self, slot: SlotRef<'_>, pair: Pair, guard: &Guard) -> bool {
         let dead = Pair {
             word: DEAD,
             rank: 0,
         };
         #[cfg(not(session_cache_mutant = "kill_store"))]
-        slot.pair()
+        if slot
+            .pair()
             .compare_exchange(pair, dead, AcqRel, Acquire)
-            .ok()?;
+            .is_err()
+        {
+            return false;
+        }
         // Mutant (loom-tests/README.md): store the tag instead of CASing it: two removers win.
         #[cfg(session_cache_mutant = "kill_store")]
         slot.pair()
             .store(dead, crate::loom::sync::atomic::Ordering::Release);
-        let value = pointer::<T>(pair.word);
-        // SAFETY: `pair` was live under `guard`; the table's count is released deferred.
-        let result = unsafe { clone_arc(value) };
         // SAFETY: our CAS unlinked the value from the table; the slot owned one strong count.
-        unsafe { self.retire_value(value, guard) };
-        Some(result)
+        unsafe { self.retire_value(pointer::<T>(pair.word), guard) };
+        true
     }
 
     /// Calls `f` for every live entry of root bucket `index` (or, once it moved, of its
@@ -922,9 +950,17 @@ impl<T: Keyed> RawTable<T> {
         // through a `MOVED` parent), which needs the high child installed first; a helper that
         // reads it later finds the high child installed and builds nothing.
         self.install_child(&next.buckets[i + n], guard, || {
+            // The high child is still missing, so this bucket is not `MOVED` and the next table
+            // is not the root: the low child is a plain block pointer (no growth tags yet).
+            debug_assert!(
+                low.tag() == 0 && !low.is_null(),
+                "a split saw a moved child"
+            );
             // SAFETY: loaded under `guard`; a swung-out child is retired, not freed, while we
             // are pinned.
-            let low = unsafe { low.deref() };
+            let Some(low) = (unsafe { low.as_ref() }) else {
+                return Live::new();
+            };
             let in_low = |m: &Moving| {
                 low.slots()
                     .map(|s| s.pair().load(Acquire).word)
@@ -957,7 +993,9 @@ impl<T: Keyed> RawTable<T> {
         build: impl FnOnce() -> Live,
     ) -> Shared<'g, Block> {
         let current = bucket.load(Acquire, guard);
-        if !current.is_null() {
+        // Any word but the empty one (a block, or a `MOVED` tag with no pointer once the next
+        // table has grown in turn) is a child someone installed.
+        if current.into_usize() != 0 {
             return current;
         }
         let child = self.block_of(&build());
