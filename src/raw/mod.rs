@@ -647,9 +647,11 @@ impl<T: Keyed> RawTable<T> {
 
     /// Removes the live entry for `key` and returns a reference to its value.
     pub(crate) fn remove(&self, key: &[u8], hash: u64, guard: &Guard) -> Option<Arc<T>> {
-        // SAFETY (of the clone): `with` runs under `guard` on the value just unlinked, whose
-        // count is released deferred.
-        self.remove_with(key, hash, guard, |value| unsafe { clone_arc(value) })
+        self.remove_with(key, hash, guard, |value| {
+            // SAFETY: `with` runs under `guard` on the value just unlinked, whose count is
+            // released deferred.
+            unsafe { clone_arc(value) }
+        })
     }
 
     /// Removes the live entry for `key`; `with` reads its value (under the guard, before the
@@ -669,8 +671,10 @@ impl<T: Keyed> RawTable<T> {
     /// they judged. (An identical re-add that kept the rank leaves the same pair: the entry is
     /// then the same one, only its tie-break hint newer.)
     pub(crate) fn remove_found(&self, found: &Found<'_, T>, guard: &Guard) -> Option<Arc<T>> {
-        // SAFETY (of the clone): as in `remove`.
-        self.remove_found_with(found, guard, |value| unsafe { clone_arc(value) })
+        self.remove_found_with(found, guard, |value| {
+            // SAFETY: as in `remove`.
+            unsafe { clone_arc(value) }
+        })
     }
 
     /// [`remove_found`](Self::remove_found), reading the removed value with `with`.
@@ -807,6 +811,7 @@ impl<T: Keyed> RawTable<T> {
         #[cfg(session_cache_mutant = "copy_unfrozen")]
         let before: Vec<Pair> = b.slots().map(|s| s.pair().load(Acquire)).collect();
         let mut live = Live::new();
+        #[allow(clippy::unused_enumerate_index)]
         for (_i, slot) in b.slots().enumerate() {
             #[cfg(not(session_cache_mutant = "no_freeze"))]
             let pair = slot.pair().fetch_or_word(FROZEN, AcqRel);
