@@ -287,11 +287,18 @@ impl<S: Session> SessionCache<S> {
         }
     }
 
+    #[inline(always)]
     fn ask_second_tier(&self, id: &[u8], mode: CacheMode) -> Option<Arc<S>> {
         if let Some(session) = self.remote.fetch(&self.policy, id, mode) {
             return Some(session);
         }
         let on_miss = self.on_miss.as_ref()?;
+        self.ask_callback(on_miss, id, mode)
+    }
+
+    /// The `get_session_cb` half of [`ask_second_tier`](Self::ask_second_tier), out of line.
+    #[inline(never)]
+    fn ask_callback(&self, on_miss: &MissHandler<S>, id: &[u8], mode: CacheMode) -> Option<Arc<S>> {
         let session = on_miss(id)?;
         self.policy.count_cb_hit();
         if !mode.contains(CacheMode::NO_INTERNAL_STORE) {

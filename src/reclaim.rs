@@ -55,7 +55,7 @@ impl Retired {
 const BATCH: usize = 64;
 /// Operations of a thread after its first gathered release by which the batch is handed off.
 #[cfg(not(any(session_cache_graveyard, session_cache_loom)))]
-const HAND_OFF_AFTER: u32 = 40;
+const HAND_OFF_AFTER: u32 = 56;
 /// Flushes a thread makes on its next operations after a hand-off and its own flush (the
 /// epoch must advance twice past the hand-off before the batch may run).
 #[cfg(not(any(session_cache_graveyard, session_cache_loom)))]

@@ -202,6 +202,8 @@ impl Slot {
 #[cfg(not(session_cache_loom))]
 impl Drop for Slot {
     fn drop(&mut self) {
+        // Anything this thread still counts while it exits goes to the shared stripe.
+        CACHED.with(|c| c.set(MAX_SLOTS));
         if self.0 < MAX_SLOTS {
             // Release: pairs with the `Acquire` in `take` of the next holder.
             SLOTS[self.0 / 64].fetch_and(!(1 << (self.0 % 64)), Release);
@@ -209,16 +211,38 @@ impl Drop for Slot {
     }
 }
 
+/// No slot asked for yet.
+#[cfg(not(session_cache_loom))]
+const UNSET: usize = usize::MAX;
+
+// std's `thread_local!` directly: this is not built for loom. `CACHED` has a `const`
+// initialiser and no destructor, so reading it is a plain thread-local load on every
+// operation; `SLOT` owns the slot and gives it back when the thread exits.
+#[cfg(not(session_cache_loom))]
+std::thread_local! {
+    static CACHED: core::cell::Cell<usize> = const { core::cell::Cell::new(UNSET) };
+    static SLOT: Slot = Slot::take();
+}
+
 /// The calling thread's slot: the lowest free one when it first asks, held until it exits.
 /// While it holds slot `i`, no other thread does, so stripe `i` of every cache has one writer.
 #[cfg(not(session_cache_loom))]
-#[inline]
+#[inline(always)]
 fn thread_slot() -> usize {
-    crate::loom::thread_local! {
-        static SLOT: Slot = Slot::take();
+    let slot = CACHED.with(core::cell::Cell::get);
+    if slot != UNSET {
+        return slot;
     }
+    first_slot()
+}
+
+#[cfg(not(session_cache_loom))]
+#[cold]
+fn first_slot() -> usize {
     // A thread that is exiting (its slot already given back) counts on the shared stripe.
-    SLOT.try_with(|s| s.0).unwrap_or(MAX_SLOTS)
+    let slot = SLOT.try_with(|s| s.0).unwrap_or(MAX_SLOTS);
+    CACHED.with(|c| c.set(slot));
+    slot
 }
 
 #[cfg(session_cache_loom)]

@@ -533,15 +533,15 @@ impl<S: Session> Policy<S> {
         self.lookup(id, |found| read(found.value()))
     }
 
-    /// What every lookup starts with: the time, a pin and the hash; `None` (a miss, counted)
-    /// for an id no entry can have.
+    /// What every lookup starts with: a pin and the hash; `None` (a miss, counted) for an id
+    /// no entry can have. (The clock is read only once an entry is found: a miss needs no time.)
     #[inline(always)]
-    fn begin_lookup(&self, id: &[u8], stripe: &Stripe) -> Option<(u64, Pinned, u64)> {
+    fn begin_lookup(&self, id: &[u8], stripe: &Stripe) -> Option<(Pinned, u64)> {
         if self.check_id(id).is_err() {
             stripe.bump(&stripe.misses);
             return None;
         }
-        Some((self.now(), self.table.pin(), self.table.hash(id)))
+        Some((self.table.pin(), self.table.hash(id)))
     }
 
     /// Looks `id` up; a live entry is read with `read`, an expired one removed. (The hot path
@@ -550,7 +550,7 @@ impl<S: Session> Policy<S> {
     #[inline(always)]
     fn lookup<R>(&self, id: &[u8], read: impl FnOnce(&Found<'_, S>) -> R) -> Lookup<R> {
         let stripe = self.counters.local();
-        let Some((now, guard, hash)) = self.begin_lookup(id, stripe) else {
+        let Some((guard, hash)) = self.begin_lookup(id, stripe) else {
             return Lookup::Miss;
         };
         match self.table.find(id, hash, &guard) {
@@ -558,7 +558,7 @@ impl<S: Session> Policy<S> {
                 stripe.bump(&stripe.misses);
                 Lookup::Miss
             }
-            Some(found) if now <= found.rank() => {
+            Some(found) if self.now() <= found.rank() => {
                 stripe.bump(&stripe.hits);
                 Lookup::Hit(read(&found))
             }
@@ -584,9 +584,10 @@ impl<S: Session> Policy<S> {
     /// Removes and returns the live entry for `id` (single use).
     pub(crate) fn take(&self, id: &[u8]) -> Lookup<Arc<S>> {
         let stripe = self.counters.local();
-        let Some((now, guard, hash)) = self.begin_lookup(id, stripe) else {
+        let Some((guard, hash)) = self.begin_lookup(id, stripe) else {
             return Lookup::Miss;
         };
+        let now = self.now();
         let mut removed = Removed::new();
         let result = loop {
             let Some(found) = self.table.find(id, hash, &guard) else {

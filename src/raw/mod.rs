@@ -375,7 +375,12 @@ impl<T: Keyed> RawTable<T> {
 
     #[inline(always)]
     pub(crate) fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        use core::hash::{BuildHasher, Hasher};
+        // The bytes alone, without `Hash for [u8]`'s length prefix: ahash mixes the length in
+        // itself, and every key of this table is hashed here.
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(key);
+        hasher.finish()
     }
 
     #[inline]
