@@ -130,10 +130,16 @@ mod pair {
 
     /// The loom build: loom has no 16-byte atomic, so the pair is one loom `AtomicUsize` holding
     /// the index of its value in a table of every value ever stored (interned: equal values get
-    /// equal indexes). A compare-and-swap of indexes is then exactly a compare-and-swap of
-    /// values, and loom sees the one location with its orderings, as it would the real one.
+    /// equal indexes), shifted left by one, with the low bit standing for the word's `FROZEN`
+    /// bit ([`FROZEN_BIT`]). A compare-and-swap of indexes is then exactly a compare-and-swap of
+    /// values, freezing is one `fetch_or` as in the real build's protocol, and loom sees the one
+    /// location with its orderings, as it would the real one.
     #[cfg(session_cache_loom)]
     pub(crate) struct AtomicPair(loom::sync::atomic::AtomicUsize);
+
+    /// The one word bit that [`AtomicPair::fetch_or_word`] sets (the table's `FROZEN`).
+    #[cfg(session_cache_loom)]
+    const FROZEN_BIT: usize = 0b10;
 
     #[cfg(session_cache_loom)]
     mod interned {
@@ -176,16 +182,33 @@ mod pair {
 
     #[cfg(session_cache_loom)]
     impl AtomicPair {
+        fn encode(p: Pair) -> usize {
+            let frozen = usize::from(p.word & FROZEN_BIT != 0);
+            let plain = Pair {
+                word: p.word & !FROZEN_BIT,
+                ..p
+            };
+            interned::intern(plain) << 1 | frozen
+        }
+
+        fn decode(i: usize) -> Pair {
+            let mut p = interned::value(i >> 1);
+            if i & 1 != 0 {
+                p.word |= FROZEN_BIT;
+            }
+            p
+        }
+
         pub(crate) fn null() -> Self {
             Self(loom::sync::atomic::AtomicUsize::new(0))
         }
 
         pub(crate) fn load(&self, order: Ordering) -> Pair {
-            interned::value(self.0.load(order))
+            Self::decode(self.0.load(order))
         }
 
         pub(crate) fn store(&self, value: Pair, order: Ordering) {
-            self.0.store(interned::intern(value), order)
+            self.0.store(Self::encode(value), order)
         }
 
         pub(crate) fn compare_exchange(
@@ -195,33 +218,16 @@ mod pair {
             success: Ordering,
             failure: Ordering,
         ) -> Result<Pair, Pair> {
-            let (c, n) = (interned::intern(current), interned::intern(new));
             self.0
-                .compare_exchange(c, n, success, failure)
-                .map(interned::value)
-                .map_err(interned::value)
+                .compare_exchange(Self::encode(current), Self::encode(new), success, failure)
+                .map(Self::decode)
+                .map_err(Self::decode)
         }
 
-        /// Sets `bits` in the word; returns the previous value. (A CAS loop, as `portable-atomic`
-        /// does it on x86-64.)
+        /// Sets `bits` (only ever `FROZEN`) in the word; returns the previous value.
         pub(crate) fn fetch_or_word(&self, bits: usize, order: Ordering) -> Pair {
-            let failure = match order {
-                Ordering::AcqRel => Ordering::Acquire,
-                Ordering::Release => Ordering::Relaxed,
-                o => o,
-            };
-            let mut current = self.0.load(failure);
-            loop {
-                let mut value = interned::value(current);
-                value.word |= bits;
-                match self
-                    .0
-                    .compare_exchange(current, interned::intern(value), order, failure)
-                {
-                    Ok(previous) => return interned::value(previous),
-                    Err(now) => current = now,
-                }
-            }
+            assert_eq!(bits, FROZEN_BIT, "the loom pair can only freeze");
+            Self::decode(self.0.fetch_or(1, order))
         }
     }
 }

@@ -23,6 +23,9 @@ pub(crate) const GROUP: usize = 2;
 pub(crate) const DEAD: usize = 0b01;
 /// Tag bit on a slot word: the block is being rebuilt; no CAS may succeed on this slot again.
 pub(crate) const FROZEN: usize = 0b10;
+// The loom build's `AtomicPair` encodes this one bit apart, so that freezing is a single RMW.
+#[cfg(session_cache_loom)]
+const _: () = assert!(FROZEN == 0b10, "the loom AtomicPair's FROZEN_BIT");
 /// Both tag bits: `Arc::into_raw` pointers are at least 8-aligned (an `ArcInner` starts with two
 /// `usize` counts), so they never use these.
 pub(crate) const TAG_BITS: usize = DEAD | FROZEN;
