@@ -26,10 +26,12 @@ pub trait Session: Send + Sync + 'static {
     /// The bytes that key the cache: a TLS session id, a ticket id, a server name...
     ///
     /// Any length from 1 to the cache's `max_id_len` (default 4096). Must not change while the
-    /// session is cached. One that does cannot cause memory unsafety, a panic or a leak: an add
-    /// reads the id once and keeps its own copy as the key (hashed, stored and compared as that
-    /// one reading), so such a session stays cached under the id it had when added, and lookups
-    /// by its new id miss.
+    /// session is cached: the cache keeps no copy of it, and compares a lookup's id with the
+    /// cached session's own `id()`. One that changes cannot cause memory unsafety, a panic or a
+    /// leak (an add hashes and places the session by the one reading it made; nothing relies on
+    /// two readings agreeing), but its lookups may then miss, by its old id and by its new one,
+    /// and another add of its old id may cache a second session beside it; each is released
+    /// when it leaves.
     fn id(&self) -> &[u8];
 
     /// This session's own lifetime in the cache, counted from when it is added; `None` uses the
