@@ -141,7 +141,6 @@ fn add_vs_remove(prefill: bool) {
     let mut w = World::default();
     let cache = Arc::new(w.cache(4));
     let old = w.sess(1, None);
-    let a = w.sess(1, None);
     if prefill {
         assert!(cache.add(old.clone()));
     }
@@ -149,6 +148,8 @@ fn add_vs_remove(prefill: bool) {
         let c = cache.clone();
         thread::spawn(move || c.remove_id(&[1]))
     };
+    // Made after the spawn: the remover can only see it through the add's publishing CAS.
+    let a = w.sess(1, None);
     let added = cache.try_add(a.clone()).unwrap();
     let removed = t2.join().unwrap();
     let fin = cache.get_with(&[1], |s| s.serial);
