@@ -130,6 +130,24 @@ impl Counters {
         self.live.fetch_add(delta, Relaxed)
     }
 
+    /// Counts an insert in, unless the cache holds exactly `capacity` entries (`capacity` not
+    /// 0): then the count stays, and the inserting thread must evict one entry, whose place in
+    /// the count its own takes (or count itself in with [`add_live`](Self::add_live) if it
+    /// cannot). Returns the count before, and whether the insert was counted. A full cache
+    /// thus takes no write to the shared count on an evicting insert.
+    #[inline]
+    pub(crate) fn add_live_unless_full(&self, capacity: usize) -> (isize, bool) {
+        let full = capacity.min(isize::MAX as usize) as isize;
+        // Relaxed: as in `add_live`; the final CAS (or the load that finds the cache full)
+        // reads the latest count in its modification order.
+        match self.live.fetch_update(Relaxed, Relaxed, |n| {
+            (capacity == 0 || n != full).then_some(n + 1)
+        }) {
+            Ok(before) => (before, true),
+            Err(full) => (full, false),
+        }
+    }
+
     /// Takes one entry off the count if the cache is over `capacity`: the caller must then evict
     /// one entry (without counting it out again) or give the reservation back with
     /// `add_live(1)`. False when the cache is within capacity (someone else made room).

@@ -301,20 +301,26 @@ impl<S: Session> Policy<S> {
             {
                 Insert::New(fresh) => {
                     stripe.bump(&stripe.inserts);
-                    let before = self.counters.add_live(1);
                     let auto_clear = !self.mode().contains(CacheMode::NO_AUTO_CLEAR);
                     let capacity = self.capacity();
+                    // Into a full cache the new entry takes the place of the one it evicts
+                    // (`in_place`: the shared count is not written at all).
+                    let (before, counted) = self.counters.add_live_unless_full(capacity);
                     self.table
                         .grow_if_crowded(before.max(0) as usize + 1, &guard);
                     // This insert's own excess: 1 if it found the cache full, more only after a
                     // shrink. Racing inserts each evict their own excess and no more, so the
                     // last insert's entry survives as it would in some sequential order.
-                    let owed =
-                        (before + 1).saturating_sub(capacity.min(isize::MAX as usize) as isize);
+                    let owed = if counted {
+                        (before + 1).saturating_sub(capacity.min(isize::MAX as usize) as isize)
+                    } else {
+                        1
+                    };
                     if capacity != 0 && owed > 0 {
                         self.make_room(
                             capacity,
                             owed as usize,
+                            !counted,
                             &fresh,
                             now,
                             auto_clear,
@@ -368,10 +374,15 @@ impl<S: Session> Policy<S> {
     ///   each window as soon as it was read evicted a live session in a sparse table, after a
     ///   shrink, while the expired entries that would have paid sat in the next window.)
     #[allow(clippy::too_many_arguments)]
+    ///
+    /// `in_place`: the insert was not counted (it found the cache exactly full), so an eviction
+    /// is not counted out either; when it cannot evict (no victim, or the cache is no longer
+    /// full), it counts its own entry in instead.
     fn make_room<'g>(
         &self,
         capacity: usize,
         mut owed: usize,
+        in_place: bool,
         fresh: &Fresh<'g, S>,
         now: u64,
         auto_clear: bool,
@@ -385,7 +396,14 @@ impl<S: Session> Policy<S> {
         // walks on from there: keys hash uniformly, so a bucket and its neighbours are as good
         // a sample as any, and neighbouring bucket words share a line.
         let mut next = fresh.hash() as usize;
-        while owed > 0 && self.counters.len() > capacity {
+        let over = |len: usize| {
+            if in_place {
+                len >= capacity
+            } else {
+                len > capacity
+            }
+        };
+        while owed > 0 && over(self.counters.len()) {
             let mut victim: Option<Found<'g, S>> = None;
             let mut candidates = 0;
             let mut looked = 0;
@@ -403,6 +421,11 @@ impl<S: Session> Policy<S> {
                             // Ranks are in the slots: judging a candidate reads no session.
                             if auto_clear && now > found.rank() {
                                 if self.unlink(&found, RemovalCause::Expired, guard, removed) {
+                                    if in_place && owed > 0 {
+                                        // It paid for this insert and was counted out: count
+                                        // this insert in.
+                                        self.counters.add_live(1);
+                                    }
                                     owed = owed.saturating_sub(1);
                                 }
                                 return;
@@ -432,14 +455,15 @@ impl<S: Session> Policy<S> {
                 "a live entry evicted from an incomplete sample"
             );
             // Reserve the eviction on the live count first, so that racing inserts together
-            // evict exactly the excess (not one each for every insert they can see).
-            if !self.counters.reserve_eviction(capacity) {
+            // evict exactly the excess (not one each for every insert they can see). An
+            // in-place insert reserved it by not counting itself in.
+            if !in_place && !self.counters.reserve_eviction(capacity) {
                 break;
             }
             if self.take_out(&victim, RemovalCause::Evicted, guard, removed) {
                 stripe.bump(&stripe.cache_full);
                 owed -= 1;
-            } else {
+            } else if !in_place {
                 // Lost a race: the victim was replaced or removed after we chose it. Give the
                 // reservation back and look again: the table changed, and there may still be too
                 // many entries. (Giving up here let a cache rest above its capacity: the fuzz
@@ -447,6 +471,11 @@ impl<S: Session> Policy<S> {
                 // thread's completed write, so this stays lock-free.
                 self.counters.add_live(1);
             }
+        }
+        if in_place && owed > 0 {
+            // Nothing was evicted in its place (no victim, or the cache is no longer full):
+            // this insert counts itself in after all.
+            self.counters.add_live(1);
         }
     }
 

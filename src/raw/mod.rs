@@ -32,8 +32,9 @@
 //!    same first empty slot and the loser then sees `k` live there; and a slot that an insert
 //!    passed over as another key's, or as dead, can never hold `k` live later.
 //! 2. **Rebuild.** Dead slots are recycled by rebuilding one bucket alone: an insert that finds
-//!    no empty slot (and not its key) freezes every slot of the block (empty ones too, so no
-//!    claim can land after the copy), copies the live pairs into a fresh block (sized for them
+//!    no empty slot (and not its key) freezes every slot of the block that is not dead (empty
+//!    ones too, so no claim can land after the copy; a dead slot is final already: no CAS
+//!    expects `DEAD`), copies the live pairs into a fresh block (sized for them
 //!    with room to spare), and swings the bucket pointer by CAS. Anyone who meets a frozen slot while
 //!    writing does the same (helping), so no thread waits for another: losers of the swing free
 //!    their own unpublished block at once. After the freeze nothing in the old block can
@@ -818,6 +819,13 @@ impl<T: Keyed> RawTable<T> {
         let mut live = Live::new();
         #[allow(clippy::unused_enumerate_index)]
         for (_i, slot) in b.slots().enumerate() {
+            // A dead slot is final (no CAS expects `DEAD`: claims expect an empty slot, kills
+            // and replacements a live pair), so it needs no freezing: a 16-byte CAS saved for
+            // each removed entry of the block.
+            #[cfg(not(session_cache_mutant = "no_freeze"))]
+            if state(slot.pair().load(Acquire).word) == State::Dead {
+                continue;
+            }
             #[cfg(not(session_cache_mutant = "no_freeze"))]
             let pair = slot.pair().fetch_or_word(FROZEN, AcqRel);
             #[cfg(session_cache_mutant = "no_freeze")]
