@@ -23,6 +23,10 @@
 //!   --toggle-collect='*measure_*' --dump-after=compare::measure_get_hit ...` (one dump per
 //!   function: scripts/callgrind.sh). `--subject hashbrown`: the floor, a plain `hashbrown` map
 //!   with ahash (get + `Arc` clone).
+//! - `primitives`: nanoseconds per call of the primitives every lookup and insert of a
+//!   lock-free cache is built from (an epoch pin, a 16-byte load and CAS, an `Arc` clone and
+//!   drop, the coarse clock, ahash of 32 bytes, a locked add), single thread, one JSON line each:
+//!   the floor arithmetic of docs/benchmarks.md.
 
 // Atomics: every one here is a counter or a stop flag that publishes no other data (results
 // come back through `join`), so all use Relaxed; no load pairs with a store for ordering.
@@ -300,7 +304,7 @@ struct Opts {
 const USAGE: &str = "usage: compare check | throughput [--rounds N] [--secs S] [--threads 1,2,4] \
 [--mixes resume,handshake,churn] [--subjects a,b] [--quick] [--out FILE] | memory --subject NAME \
 [--ops N] | tail [--secs S] [--threads T] [--subjects a,b] [--out FILE] | profile --subject NAME \
-[--n N]   (see benches/compare.rs)";
+[--n N] | primitives   (see benches/compare.rs)";
 
 fn opts() -> Result<Opts, String> {
     let mut o = Opts {
@@ -456,6 +460,7 @@ fn main() {
         "memory" => memory(&o),
         "tail" => tail(&o),
         "profile" => profile(&o),
+        "primitives" => primitives(),
         "" | "help" => eprintln!("{USAGE}"),
         m => {
             eprintln!("compare: unknown mode {m:?}\n{USAGE}");
@@ -981,4 +986,101 @@ fn profile(o: &Opts) {
         js(&name),
         phases.join(",")
     );
+}
+
+// ---- primitives ------------------------------------------------------------------------------
+
+/// Nanoseconds per call of `f`, over `n` calls after a tenth as many to warm up.
+fn per_call(n: u64, mut f: impl FnMut(u64) -> u64) -> f64 {
+    let mut acc = 0;
+    for i in 0..n / 10 {
+        acc ^= f(i);
+    }
+    let start = Instant::now();
+    for i in 0..n {
+        acc ^= f(i);
+    }
+    let ns = start.elapsed().as_nanos() as f64 / n as f64;
+    black_box(acc);
+    ns
+}
+
+fn primitives() {
+    use portable_atomic::AtomicU128;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::Ordering::{AcqRel, Acquire};
+    let n = 20_000_000;
+    let wide = AtomicU128::new(5);
+    let word = AtomicU64::new(5);
+    let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+    let key = [7u8; 32];
+    let arc = Arc::new(5u64);
+    let rows: [(&str, f64); 9] = [
+        (
+            "crossbeam-epoch pin + unpin",
+            per_call(n, |i| {
+                drop(black_box(crossbeam_epoch::pin()));
+                i
+            }),
+        ),
+        (
+            "AtomicU128 load (Acquire)",
+            per_call(n, |_| black_box(&wide).load(Acquire) as u64),
+        ),
+        (
+            "AtomicU64 load (Acquire)",
+            per_call(n, |_| black_box(&word).load(Acquire)),
+        ),
+        (
+            "AtomicU128 compare_exchange",
+            per_call(n, |i| {
+                let c = black_box(&wide).load(Acquire);
+                let _ = wide.compare_exchange(c, c + 1, AcqRel, Acquire);
+                i
+            }),
+        ),
+        (
+            "AtomicU64 compare_exchange",
+            per_call(n, |i| {
+                let c = black_box(&word).load(Acquire);
+                let _ = word.compare_exchange(c, c + 1, AcqRel, Acquire);
+                i
+            }),
+        ),
+        (
+            "AtomicU64 fetch_add (locked add)",
+            per_call(n, |i| word.fetch_add(1, Relaxed) ^ i),
+        ),
+        (
+            "Arc clone + drop",
+            per_call(n, |i| {
+                drop(black_box(Arc::clone(black_box(&arc))));
+                i
+            }),
+        ),
+        (
+            "clock_gettime(CLOCK_MONOTONIC_COARSE)",
+            per_call(n, |_| {
+                let mut ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
+                // SAFETY: a valid clock id and a valid out-pointer.
+                unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+                ts.tv_nsec as u64
+            }),
+        ),
+        (
+            "ahash of 32 bytes",
+            per_call(n, |i| {
+                let mut h = hasher.build_hasher();
+                h.write(black_box(&key));
+                h.finish() ^ i
+            }),
+        ),
+    ];
+    for (name, ns) in rows {
+        println!("{{\"kind\":\"primitive\",\"what\":\"{name}\",\"ns\":{ns:.2}}}");
+    }
 }

@@ -79,6 +79,9 @@ for s in $SUBJECTS; do
   "$bin" memory --subject "$s" ${MEM_OPS:+--ops "$MEM_OPS"} >> "$RES/memory.jsonl"
 done
 
+echo "== primitives" >&2
+"$bin" primitives > "$RES/primitives.jsonl"
+
 echo "== callgrind" >&2
 DIR="$RES/callgrind" N="$CG_N" scripts/callgrind.sh >/dev/null
 

@@ -282,6 +282,22 @@ def report(res):
             verdicts.append(("D1 misses per get hit within one of hashbrown's", r["d1"] <= f["d1"] + 1,
                              f"{r['d1']:.1f} against {f['d1']:.1f}"))
 
+    # ---- primitives ----
+    prim_path = os.path.join(res, "primitives.jsonl")
+    prim = load(prim_path)
+    if prim:
+        w("## Primitive costs")
+        w("")
+        w("`compare primitives`: nanoseconds per call, one thread, each primitive alone in a loop (the")
+        w("data in L1). What a lookup and an insert of this design are built from; the floor")
+        w("arithmetic of docs/benchmarks.md uses these.")
+        w("")
+        w("| primitive | ns per call |")
+        w("|---|---|")
+        for r in prim:
+            w(f"| {r['what']} | {r['ns']:.2f} |")
+        w("")
+
     # ---- memory ----
     if mem:
         w("## Memory beyond the sessions")
