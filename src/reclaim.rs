@@ -12,9 +12,14 @@
 //!     each of its next [`FLUSHES_AFTER_HAND_OFF`] operations: the epoch must advance twice
 //!     past the hand-off before the batch may run.
 //!
+//!   - a batch found due on the thread that gathered it is not run at once but
+//!     [`RELEASES_PER_OPERATION`] releases at a time, on that thread's next operations, so no
+//!     single call pays for a whole batch (found due on another thread, it runs there at once).
+//!
 //!   So while no other thread is pinned, a release runs within `HAND_OFF_AFTER +
-//!   FLUSHES_AFTER_HAND_OFF` further operations of the thread that unlinked it, whatever those
-//!   operations are (`tests/release_delay.rs` checks it). A thread that is pinned (or preempted
+//!   FLUSHES_AFTER_HAND_OFF + BATCH / RELEASES_PER_OPERATION` (48 + 3 + 8) further operations
+//!   of the thread that unlinked it, whatever those operations are (`tests/release_delay.rs`
+//!   checks it). A thread that is pinned (or preempted
 //!   while pinned) elsewhere holds the epoch back, as it must. [`flush_deferred`] forces the
 //!   hand-off.
 //! - under `--cfg session_cache_graveyard`, a collector that never pins and frees everything
@@ -55,7 +60,12 @@ impl Retired {
 const BATCH: usize = 64;
 /// Operations of a thread after its first gathered release by which the batch is handed off.
 #[cfg(not(any(session_cache_graveyard, session_cache_loom)))]
-const HAND_OFF_AFTER: u32 = 56;
+const HAND_OFF_AFTER: u32 = 48;
+/// Releases whose grace period has passed that a thread runs per operation: a batch becomes
+/// due all at once, and running its (up to [`BATCH`]) session drops and `free`s inside one call
+/// made that call's latency the tail of every other.
+#[cfg(not(any(session_cache_graveyard, session_cache_loom)))]
+const RELEASES_PER_OPERATION: usize = 8;
 /// Flushes a thread makes on its next operations after a hand-off and its own flush (the
 /// epoch must advance twice past the hand-off before the batch may run).
 #[cfg(not(any(session_cache_graveyard, session_cache_loom)))]
@@ -171,7 +181,9 @@ impl Drop for Reclaimer {
 mod batch {
     use core::cell::{Cell, RefCell};
 
-    use super::{Guard, Retired, BATCH, FLUSHES_AFTER_HAND_OFF, HAND_OFF_AFTER};
+    use super::{
+        Guard, Retired, BATCH, FLUSHES_AFTER_HAND_OFF, HAND_OFF_AFTER, RELEASES_PER_OPERATION,
+    };
 
     /// What a thread has retired and not yet handed to the collector, and where its release
     /// stands.
@@ -185,11 +197,19 @@ mod batch {
         /// hand-off then allocates nothing. (A batch's vector is about 1 KiB: with glibc, such
         /// a request also consolidates the small chunks the batch's releases just freed.)
         spare: Cell<Vec<Retired>>,
+        /// Releases of this thread's batches whose grace period has passed, run a few per
+        /// operation; `has_ready` is the fast path's test.
+        ready: RefCell<Vec<Retired>>,
+        has_ready: Cell<bool>,
     }
 
     impl Drop for Batch {
         fn drop(&mut self) {
-            // A thread that exits hands off what it gathered: nothing is ever dropped unrun.
+            // A thread that exits runs what is due and hands off what it gathered: nothing is
+            // ever dropped unrun.
+            for retired in core::mem::take(self.ready.get_mut()) {
+                retired.run();
+            }
             let items = core::mem::take(self.items.get_mut());
             if !items.is_empty() {
                 let guard = crossbeam_epoch::pin();
@@ -208,23 +228,66 @@ mod batch {
                 countdown: Cell::new(0),
                 flushes: Cell::new(0),
                 spare: Cell::new(Vec::new()),
+                ready: RefCell::new(Vec::new()),
+                has_ready: Cell::new(false),
             }
         };
     }
 
-    /// Gives `items` to the collector as one deferred function.
+    /// Gives `items` to the collector as one deferred function. When it runs (the grace
+    /// period over) on this same thread, it queues the releases on the thread's `ready` list;
+    /// on another thread (whose operations are not this thread's to count) it runs them.
     fn hand_off(guard: &Guard, mut items: Vec<Retired>) {
+        let owner = LOCAL
+            .try_with(|local| local as *const Batch as usize)
+            .unwrap_or(0);
         // SAFETY: every item was retired under `Retired::new`'s contract: unlinked before it was
         // gathered, so the collector may run it once every guard pinned before now is gone;
-        // each runs exactly once (drained from the vector, which is moved in).
+        // each runs exactly once (drained from the vector, which is moved in, into `ready` or
+        // run here).
         unsafe {
             guard.defer_unchecked(move || {
-                for retired in items.drain(..) {
-                    retired.run();
+                let queued = LOCAL.try_with(|local| {
+                    if local as *const Batch as usize != owner {
+                        return false;
+                    }
+                    let Ok(mut ready) = local.ready.try_borrow_mut() else {
+                        return false;
+                    };
+                    ready.append(&mut items);
+                    local.has_ready.set(true);
+                    true
+                });
+                if queued != Ok(true) {
+                    for retired in items.drain(..) {
+                        retired.run();
+                    }
                 }
                 keep_spare(items);
             })
         };
+    }
+
+    /// Runs up to `max` of this thread's due releases. (Each is taken out before it runs: a
+    /// release may run user code that re-enters the cache.)
+    #[cold]
+    fn run_ready(local: &Batch, max: usize) {
+        for _ in 0..max {
+            let next = match local.ready.try_borrow_mut() {
+                Ok(mut ready) => ready.pop(),
+                Err(_) => return,
+            };
+            match next {
+                Some(retired) => retired.run(),
+                None => {
+                    local.has_ready.set(false);
+                    return;
+                }
+            }
+        }
+        if local.ready.try_borrow().is_ok_and(|ready| ready.is_empty()) {
+            local.has_ready.set(false);
+        }
     }
 
     /// An empty vector for the next batch: the spare if this thread has one.
@@ -292,14 +355,14 @@ mod batch {
     pub(super) fn on_operation(guard: &Guard) {
         let _ = LOCAL.try_with(|local| {
             let n = local.countdown.get();
-            if n == 0 {
-                return;
-            }
             if n > 1 {
                 local.countdown.set(n - 1);
-                return;
+            } else if n == 1 {
+                step(local, guard);
             }
-            step(local, guard);
+            if local.has_ready.get() {
+                run_ready(local, RELEASES_PER_OPERATION);
+            }
         });
     }
 
@@ -361,6 +424,11 @@ mod batch {
             local.flushes.set(0);
         });
     }
+
+    /// Runs every due release of this thread now (for [`super::flush_deferred`]).
+    pub(super) fn run_all_ready() {
+        let _ = LOCAL.try_with(|local| run_ready(local, usize::MAX));
+    }
 }
 
 /// Hands this thread's deferred releases to the collector and lets the epoch advance, so that
@@ -397,5 +465,7 @@ pub fn flush_deferred() {
         for _ in 0..32 {
             crossbeam_epoch::pin().flush();
         }
+        #[cfg(not(session_cache_loom))]
+        batch::run_all_ready();
     }
 }
