@@ -50,7 +50,7 @@ mkdir -p "$RES"
   echo "commit:   $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (work tree differs from it)')"
   echo "load avg before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$RES/machine.txt"
-cmd="scripts/bench.sh$([ "$QUICK" = 1 ] && echo ' --quick')"
+cmd="scripts/bench.sh$(if [ "$QUICK" = 1 ]; then echo ' --quick'; fi)"
 for v in ROUNDS SECS TAIL_SECS MEM_OPS CG_N; do
   # Record the settings that differ from the defaults of this mode.
   eval "val=\${$v}"
