@@ -9,8 +9,10 @@
 //!     2 KiB bag copied to the global queue every few), when it is full or when
 //!     [`HAND_OFF_AFTER`] further operations of the thread have passed since its first release;
 //!   - after a hand-off the thread flushes (lets the epoch advance and runs what is due) on
-//!     each of its next [`FLUSHES_AFTER_HAND_OFF`] operations: the epoch must advance twice
-//!     past the hand-off before the batch may run.
+//!     each of its next [`FLUSHES_AFTER_HAND_OFF`] operations, or until its batch has come
+//!     back due, if sooner: the epoch must advance twice past the hand-off before the batch
+//!     may run, and a flush after that would only push the collector's own garbage (a 2 KiB
+//!     bag each time).
 //!
 //!   - a batch found due on the thread that gathered it is not run at once but
 //!     [`RELEASES_PER_OPERATION`] releases at a time, on that thread's next operations, so no
@@ -201,6 +203,13 @@ mod batch {
         /// operation; `has_ready` is the fast path's test.
         ready: RefCell<Vec<Retired>>,
         has_ready: Cell<bool>,
+        /// Generation of this thread's latest hand-off, and of the latest of its batches that
+        /// came back due to this thread: once they are equal, the flushes still owed are
+        /// skipped. (Each flush after a batch has come back would only push a bag holding the
+        /// collector's own garbage: a 2 KiB allocation that, with glibc, also consolidates
+        /// every small chunk freed since the last one.)
+        handed: Cell<u32>,
+        arrived: Cell<u32>,
     }
 
     impl Drop for Batch {
@@ -230,6 +239,8 @@ mod batch {
                 spare: Cell::new(Vec::new()),
                 ready: RefCell::new(Vec::new()),
                 has_ready: Cell::new(false),
+                handed: Cell::new(0),
+                arrived: Cell::new(0),
             }
         };
     }
@@ -238,9 +249,13 @@ mod batch {
     /// period over) on this same thread, it queues the releases on the thread's `ready` list;
     /// on another thread (whose operations are not this thread's to count) it runs them.
     fn hand_off(guard: &Guard, mut items: Vec<Retired>) {
-        let owner = LOCAL
-            .try_with(|local| local as *const Batch as usize)
-            .unwrap_or(0);
+        let (owner, generation) = LOCAL
+            .try_with(|local| {
+                let generation = local.handed.get().wrapping_add(1);
+                local.handed.set(generation);
+                (local as *const Batch as usize, generation)
+            })
+            .unwrap_or((0, 0));
         // SAFETY: every item was retired under `Retired::new`'s contract: unlinked before it was
         // gathered, so the collector may run it once every guard pinned before now is gone;
         // each runs exactly once (drained from the vector, which is moved in, into `ready` or
@@ -256,6 +271,11 @@ mod batch {
                     };
                     ready.append(&mut items);
                     local.has_ready.set(true);
+                    // Batches come back in hand-off order, or out of it when other threads
+                    // collect some: keep the latest generation.
+                    if (generation.wrapping_sub(local.arrived.get()) as i32) > 0 {
+                        local.arrived.set(generation);
+                    }
                     true
                 });
                 if queued != Ok(true) {
@@ -369,10 +389,16 @@ mod batch {
     /// The countdown ran out: make one flush owed after a hand-off, or hand off the batch.
     #[cold]
     fn step(local: &Batch, guard: &Guard) {
-        let owed = local.flushes.get();
-        if owed > 0 {
+        let mut owed = local.flushes.get();
+        if owed > 0 && local.arrived.get() == local.handed.get() {
+            // Every batch handed off has come back (or ran on another thread, when a later
+            // one has come back): nothing more to wait for.
+            owed = 1;
+        } else if owed > 0 {
             // A flush of an empty local bag only lets the epoch advance and runs what is due.
             guard.flush();
+        }
+        if owed > 0 {
             local.flushes.set(owed - 1);
             if owed > 1 {
                 local.countdown.set(1);
