@@ -97,6 +97,12 @@ mod pair {
             Self(portable_atomic::AtomicU128::new(0))
         }
 
+        /// A slot holding `value` from the start (not yet shared: no atomic store needed).
+        #[inline(always)]
+        pub(crate) fn new(value: Pair) -> Self {
+            Self(portable_atomic::AtomicU128::new(Self::pack(value)))
+        }
+
         #[inline(always)]
         pub(crate) fn load(&self, order: Ordering) -> Pair {
             Self::unpack(self.0.load(order))
@@ -201,6 +207,10 @@ mod pair {
 
         pub(crate) fn null() -> Self {
             Self(loom::sync::atomic::AtomicUsize::new(0))
+        }
+
+        pub(crate) fn new(value: Pair) -> Self {
+            Self(loom::sync::atomic::AtomicUsize::new(Self::encode(value)))
         }
 
         pub(crate) fn load(&self, order: Ordering) -> Pair {

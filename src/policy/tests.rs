@@ -176,7 +176,17 @@ fn an_add_never_evicts_a_racing_replacement_of_its_id() {
     drop(first);
     // The first add makes room for its one excess.
     let mut removed = super::Removed::new();
-    p.make_room(1, 1, false, &fresh, 0, true, &guard, &mut removed);
+    p.make_room(
+        p.counters.local(),
+        1,
+        1,
+        false,
+        &fresh,
+        0,
+        true,
+        &guard,
+        &mut removed,
+    );
     let evicted: Vec<Vec<u8>> = removed.list.iter().map(|(s, _)| s.id.clone()).collect();
     assert_eq!(
         evicted,

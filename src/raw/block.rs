@@ -199,6 +199,39 @@ pub(crate) fn new_block(width: usize) -> Owned<Block> {
     block
 }
 
+/// A block of `width` slots whose first ones hold `live` (pair, tag, seq) in order, the
+/// rest empty. Built whole before it is shared, so no slot is written twice.
+pub(crate) fn block_with(
+    width: usize,
+    live: impl IntoIterator<Item = (Pair, u8, u32)>,
+) -> Owned<Block> {
+    debug_assert!(width > 0 && width % GROUP == 0, "a block of {width} slots");
+    let mut block = Owned::<Block>::init(width / GROUP);
+    let mut live = live.into_iter();
+    for group in block.iter_mut() {
+        let mut tags = 0u64;
+        let mut seqs = [0u32; GROUP];
+        let slots = core::array::from_fn(|lane| match live.next() {
+            Some((pair, tag, seq)) => {
+                tags |= u64::from(tag) << (8 * lane);
+                seqs[lane] = seq;
+                AtomicPair::new(pair)
+            }
+            None => AtomicPair::null(),
+        });
+        group.write(Group {
+            tags: AtomicU64::new(tags),
+            seqs: seqs.map(AtomicU32::new),
+            slots,
+        });
+    }
+    debug_assert!(
+        live.next().is_none(),
+        "more live slots than the block is wide"
+    );
+    block
+}
+
 /// One slot of a block, by position.
 #[derive(Clone, Copy)]
 pub(crate) struct SlotRef<'a> {

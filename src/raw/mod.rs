@@ -93,7 +93,8 @@ use crate::loom::Pair;
 use crate::reclaim::{Atomic, Guard, Owned, Pinned, Pointer, Reclaimer, Retired, Shared};
 
 use self::block::{
-    new_block, pointer, state, tag_of, Block, SlotRef, Slots, State, DEAD, FROZEN, GROUP, TAG_BITS,
+    block_with, new_block, pointer, state, tag_of, Block, SlotRef, Slots, State, DEAD, FROZEN,
+    GROUP, TAG_BITS,
 };
 
 /// Slots in a fresh block: one group. Loom models use 2, so that a few inserts already force a
@@ -863,12 +864,11 @@ impl<T: Keyed> RawTable<T> {
 
     /// A fresh block holding `live`, sized for them.
     fn block_of(&self, live: &[Moving]) -> Owned<Block> {
-        let nb = new_block(width_for(live.len()));
         crate::work::block_built();
-        for (j, m) in live.iter().enumerate() {
-            nb.init_slot(j, m.pair, self.tag_of_moving(m), m.seq);
-        }
-        nb
+        block_with(
+            width_for(live.len()),
+            live.iter().map(|m| (m.pair, self.tag_of_moving(m), m.seq)),
+        )
     }
 
     /// Rebuilds the full or frozen block at `spot` (module docs, point 2). Any thread may call
@@ -894,11 +894,19 @@ impl<T: Keyed> RawTable<T> {
         }
     }
 
-    /// Starts doubling the bucket array if `live` entries crowd the root, and in any case
-    /// moves a few buckets of a growth in progress.
+    /// Starts doubling the bucket array if `live` entries crowd the root and no growth is in
+    /// progress (inserts move a few buckets of a growth in progress, see `help_grow`).
+    #[inline]
     pub(crate) fn grow_if_crowded(&self, live: usize, guard: &Guard) {
         let root = self.root(guard);
-        if live > root.buckets.len() * GROW_AT && root.next.load(Acquire, guard).is_null() {
+        if live > root.buckets.len() * GROW_AT {
+            Self::start_growth(root, guard);
+        }
+    }
+
+    #[cold]
+    fn start_growth(root: &Table, guard: &Guard) {
+        if root.next.load(Acquire, guard).is_null() {
             let next = Owned::new(Table::new(root.buckets.len() * 2));
             // One growth at a time; a loser drops its (never shared) table.
             let _ = root
