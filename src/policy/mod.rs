@@ -12,10 +12,10 @@
 //!   earlier added within a thread; between threads in one clock tick, either) is evicted,
 //!   never one under the id just added. In tables of at most [`EXACT_BUCKETS`] buckets (a cache
 //!   built with capacity up to 80, until it grows; the build-time capacity sizes the table) the
-//!   candidates are the whole table, so the choice is exact; beyond that they are the first
-//!   [`SAMPLE_ENTRIES`] or more live entries of the buckets read from the stripe's hand,
-//!   [`SAMPLE_BUCKETS`] at a time (the whole table if it holds fewer), an approximation of
-//!   OpenSSL's sorted list at O(1) cost at capacity.
+//!   candidates are the whole table, so the choice is exact; beyond that they are the live
+//!   entries of the buckets read from the one the insert wrote onwards, [`SAMPLE_BUCKETS`] at
+//!   a time, until [`SAMPLE_ENTRIES`] or more were seen (the whole table if it holds fewer), an
+//!   approximation of OpenSSL's sorted list at O(1) cost at capacity.
 //! - **Sweeping.** Every [`SWEEP_EVERY`]th insert that does not evict also removes the expired
 //!   entries of one bucket at the hand, so expired sessions do not linger in a cache that is not
 //!   full (amortised O(1)); `flush_expired` removes them all.
