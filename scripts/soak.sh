@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every concurrent test many times in a row and counts failures: the stable concurrent
-# suites (tests/concurrent_ops.rs, the concurrent fuzz replay), the long model runs with a fresh
-# random input stream each time (tests/model_long.rs prints its LONG_SEED so a failure replays),
-# and, with cargo-fuzz on a nightly toolchain, short fuzz runs of each target.
+# suites (tests/concurrent_ops.rs, the concurrent fuzz replay, tests/release_elsewhere.rs), the
+# long model runs with a fresh random input stream each time (tests/model_long.rs prints its
+# LONG_SEED so a failure replays), and, with cargo-fuzz on a nightly toolchain, short fuzz runs
+# of each target.
 #
 #   scripts/soak.sh                 # 50 runs of each
 #   RUNS=10 FUZZ_SECONDS=5 scripts/soak.sh
@@ -16,7 +17,8 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-5}
 out=target/soak
 mkdir -p "$out"
 
-bins=$(cargo test --profile ci-test --test concurrent_ops --test model_long --test fuzz_regressions --no-run \
+bins=$(cargo test --profile ci-test --test concurrent_ops --test model_long --test fuzz_regressions \
+  --test release_elsewhere --no-run \
   --message-format=json 2>/dev/null | python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
@@ -45,6 +47,7 @@ soak concurrent_ops "$(bin concurrent_ops)" --test-threads=1
 soak concurrent_regressions "$(bin fuzz_regressions)" concurrent
 soak model_long "$(bin model_long)" --ignored model_long_run
 soak concurrent_long "$(bin model_long)" --ignored concurrent_long_run
+soak release_elsewhere "$(bin release_elsewhere)"
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
   for t in model concurrent; do
     soak "fuzz-$t" bash -c "cd fuzz && cargo +nightly fuzz run $t -- -max_total_time=$FUZZ_SECONDS -seed=\$RANDOM"

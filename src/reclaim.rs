@@ -14,9 +14,12 @@
 //!     may run, and a flush after that would only push the collector's own garbage (a 2 KiB
 //!     bag each time).
 //!
-//!   - a batch found due on the thread that gathered it is not run at once but
-//!     [`RELEASES_PER_OPERATION`] releases at a time, on that thread's next operations, so no
-//!     single call pays for a whole batch (found due on another thread, it runs there at once).
+//!   - a batch found due is not run at once but [`RELEASES_PER_OPERATION`] releases at a
+//!     time, on the next operations of the thread that gathered it, so no single call pays for
+//!     a whole batch. Found due on another thread, it is queued in the gathering thread's
+//!     inbox, which that thread polls on each operation while a batch of its own is out. It
+//!     runs where it was found only if the gathering thread has exited, or under
+//!     [`flush_deferred`].
 //!
 //!   So while no other thread is pinned, a release runs within `HAND_OFF_AFTER +
 //!   FLUSHES_AFTER_HAND_OFF + BATCH / RELEASES_PER_OPERATION` (48 + 3 + 8) further operations
@@ -181,11 +184,130 @@ impl Drop for Reclaimer {
 /// The per-thread batch of the real collector.
 #[cfg(not(any(session_cache_graveyard, session_cache_loom)))]
 mod batch {
-    use core::cell::{Cell, RefCell};
+    use core::cell::{Cell, OnceCell, RefCell};
+    use std::sync::Arc;
 
     use super::{
         Guard, Retired, BATCH, FLUSHES_AFTER_HAND_OFF, HAND_OFF_AFTER, RELEASES_PER_OPERATION,
     };
+    use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, Ordering::SeqCst};
+
+    /// Batches of one thread that came due on other threads, waiting for that thread's next
+    /// operation (a lock-free stack: any thread pushes, only the owner takes, and it takes
+    /// all at once, so no node is ever popped while another thread reads it).
+    ///
+    /// Running another thread's batch at once put up to a few hundred releases inside one
+    /// call of whichever thread found it due: the tail of every operation. Queued here, the
+    /// batch runs [`RELEASES_PER_OPERATION`] at a time on its own thread, within the same
+    /// bound as a batch that came due there.
+    struct Inbox {
+        head: AtomicPtr<Node>,
+        /// Set once its thread is exiting: a batch pushed after that is run by its pusher.
+        closed: AtomicBool,
+    }
+
+    struct Node {
+        items: Vec<Retired>,
+        next: *mut Node,
+    }
+
+    impl Inbox {
+        fn new() -> Self {
+            Inbox {
+                head: AtomicPtr::new(core::ptr::null_mut()),
+                closed: AtomicBool::new(false),
+            }
+        }
+
+        /// Whether a batch is waiting (the owner's check).
+        fn is_empty(&self) -> bool {
+            // SeqCst: pairs with `push`'s CAS (any order would do for the owner's own check;
+            // one ordering for every access of the inbox keeps its proof short).
+            self.head.load(SeqCst).is_null()
+        }
+
+        /// Queues `items` for the owner; runs them here if the owner is gone.
+        fn push(&self, items: Vec<Retired>) {
+            let node = Box::into_raw(Box::new(Node {
+                items,
+                next: core::ptr::null_mut(),
+            }));
+            let mut head = self.head.load(SeqCst);
+            loop {
+                // SAFETY: `node` is ours until the CAS below publishes it.
+                unsafe { (*node).next = head };
+                // SeqCst: with the load of `closed` below, against the owner's store of
+                // `closed` and its swap of `head` (`close`): either the owner's swap sees this
+                // node, or this load sees `closed` (a store-load pair on both sides).
+                match self.head.compare_exchange(head, node, SeqCst, SeqCst) {
+                    Ok(_) => break,
+                    Err(current) => head = current,
+                }
+            }
+            if self.closed.load(SeqCst) {
+                for items in self.take_all() {
+                    run_all(items);
+                }
+            }
+        }
+
+        /// Takes every queued batch, oldest first.
+        fn take_all(&self) -> Vec<Vec<Retired>> {
+            // SeqCst: see `push`.
+            let mut node = self.head.swap(core::ptr::null_mut(), SeqCst);
+            let mut taken = Vec::new();
+            while !node.is_null() {
+                // SAFETY: the swap made the whole list ours: nodes are only ever reached from
+                // `head`, and each was published once by `push`, whose `Box` we now own.
+                let boxed = unsafe { Box::from_raw(node) };
+                node = boxed.next;
+                taken.push(boxed.items);
+            }
+            taken.reverse();
+            taken
+        }
+
+        /// The owner is exiting: no batch is queued after this returns without being run.
+        fn close(&self) {
+            // SeqCst: see `push`.
+            self.closed.store(true, SeqCst);
+            for items in self.take_all() {
+                run_all(items);
+            }
+        }
+    }
+
+    impl Drop for Inbox {
+        fn drop(&mut self) {
+            // Only after `close` (the owner's exit) and every pusher's `Arc` are gone; a batch
+            // still here would be a release never run.
+            for items in self.take_all() {
+                run_all(items);
+            }
+        }
+    }
+
+    fn run_all(mut items: Vec<Retired>) {
+        for retired in items.drain(..) {
+            retired.run();
+        }
+        keep_spare(items);
+    }
+
+    std::thread_local! {
+        /// Set while `flush_deferred` runs on this thread: a batch of another thread found
+        /// due then is run at once, as the caller asked.
+        static FORCING: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `f` with this thread forcing every due batch it finds to run at once.
+    pub(super) fn forcing(f: impl FnOnce()) {
+        let before = FORCING
+            .try_with(|forcing| forcing.replace(true))
+            .unwrap_or(false);
+        f();
+        let _ = FORCING.try_with(|forcing| forcing.set(before));
+    }
 
     /// What a thread has retired and not yet handed to the collector, and where its release
     /// stands.
@@ -200,22 +322,63 @@ mod batch {
         /// a request also consolidates the small chunks the batch's releases just freed.)
         spare: Cell<Vec<Retired>>,
         /// Releases of this thread's batches whose grace period has passed, run a few per
-        /// operation; `has_ready` is the fast path's test.
+        /// operation. `has_ready`, the fast path's test, is set while any wait here, and while
+        /// a batch handed off has not come back (so that the inbox is polled).
         ready: RefCell<Vec<Retired>>,
         has_ready: Cell<bool>,
-        /// Generation of this thread's latest hand-off, and of the latest of its batches that
-        /// came back due to this thread: once they are equal, the flushes still owed are
-        /// skipped. (Each flush after a batch has come back would only push a bag holding the
-        /// collector's own garbage: a 2 KiB allocation that, with glibc, also consolidates
-        /// every small chunk freed since the last one.)
-        handed: Cell<u32>,
-        arrived: Cell<u32>,
+        /// Batches this thread handed off that have not come back due yet (each comes back,
+        /// on this thread or through the inbox). While it is 0 the flushes still owed are
+        /// skipped: each flush after a batch has come back would only push a bag holding the
+        /// collector's own garbage, a 2 KiB allocation that, with glibc, also consolidates
+        /// every small chunk freed since the last one.
+        out: Cell<u32>,
+        /// Where other threads queue this thread's batches that came due on them (made on the
+        /// first hand-off).
+        inbox: OnceCell<Arc<Inbox>>,
+    }
+
+    impl Batch {
+        fn inbox(&self) -> Arc<Inbox> {
+            Arc::clone(self.inbox.get_or_init(|| Arc::new(Inbox::new())))
+        }
+
+        /// Moves the batches queued by other threads to `ready`.
+        #[cold]
+        fn take_inbox(&self, inbox: &Inbox) {
+            let Ok(mut ready) = self.ready.try_borrow_mut() else {
+                return;
+            };
+            for mut items in inbox.take_all() {
+                ready.append(&mut items);
+                self.came_back();
+                keep_spare(items);
+            }
+            self.has_ready.set(!ready.is_empty() || self.awaiting());
+        }
+
+        /// Whether a batch this thread handed off has not come back yet (it may be waiting
+        /// in the inbox).
+        fn awaiting(&self) -> bool {
+            self.out.get() > 0
+        }
+
+        /// One of this thread's batches came back due.
+        fn came_back(&self) {
+            debug_assert!(
+                self.out.get() > 0,
+                "a batch came back that was never handed off"
+            );
+            self.out.set(self.out.get().saturating_sub(1));
+        }
     }
 
     impl Drop for Batch {
         fn drop(&mut self) {
             // A thread that exits runs what is due and hands off what it gathered: nothing is
-            // ever dropped unrun.
+            // ever dropped unrun. Batches queued for it from now on run where they come due.
+            if let Some(inbox) = self.inbox.get() {
+                inbox.close();
+            }
             for retired in core::mem::take(self.ready.get_mut()) {
                 retired.run();
             }
@@ -239,23 +402,25 @@ mod batch {
                 spare: Cell::new(Vec::new()),
                 ready: RefCell::new(Vec::new()),
                 has_ready: Cell::new(false),
-                handed: Cell::new(0),
-                arrived: Cell::new(0),
+                out: Cell::new(0),
+                inbox: OnceCell::new(),
             }
         };
     }
 
     /// Gives `items` to the collector as one deferred function. When it runs (the grace
     /// period over) on this same thread, it queues the releases on the thread's `ready` list;
-    /// on another thread (whose operations are not this thread's to count) it runs them.
+    /// on another thread, in this thread's inbox, for this thread's next operation (or it runs
+    /// them there, if this thread has exited or that thread is forcing releases).
     fn hand_off(guard: &Guard, mut items: Vec<Retired>) {
-        let (owner, generation) = LOCAL
+        let (owner, inbox) = LOCAL
             .try_with(|local| {
-                let generation = local.handed.get().wrapping_add(1);
-                local.handed.set(generation);
-                (local as *const Batch as usize, generation)
+                local.out.set(local.out.get() + 1);
+                // The release step polls the inbox until the batch is back.
+                local.has_ready.set(true);
+                (local as *const Batch as usize, Some(local.inbox()))
             })
-            .unwrap_or((0, 0));
+            .unwrap_or((0, None));
         // SAFETY: every item was retired under `Retired::new`'s contract: unlinked before it was
         // gathered, so the collector may run it once every guard pinned before now is gone;
         // each runs exactly once (drained from the vector, which is moved in, into `ready` or
@@ -271,19 +436,23 @@ mod batch {
                     };
                     ready.append(&mut items);
                     local.has_ready.set(true);
-                    // Batches come back in hand-off order, or out of it when other threads
-                    // collect some: keep the latest generation.
-                    if (generation.wrapping_sub(local.arrived.get()) as i32) > 0 {
-                        local.arrived.set(generation);
-                    }
+                    local.came_back();
                     true
                 });
-                if queued != Ok(true) {
-                    for retired in items.drain(..) {
-                        retired.run();
-                    }
+                if queued == Ok(true) {
+                    keep_spare(items);
+                    return;
                 }
-                keep_spare(items);
+                let forcing = FORCING.try_with(Cell::get).unwrap_or(true);
+                match inbox {
+                    Some(inbox) if !forcing => inbox.push(items),
+                    Some(inbox) => {
+                        run_all(items);
+                        // Tell the owner it is back, or it polls for it forever.
+                        inbox.push(Vec::new());
+                    }
+                    None => run_all(items),
+                }
             })
         };
     }
@@ -292,6 +461,13 @@ mod batch {
     /// release may run user code that re-enters the cache.)
     #[cold]
     fn run_ready(local: &Batch, max: usize) {
+        if local.awaiting() {
+            if let Some(inbox) = local.inbox.get() {
+                if !inbox.is_empty() {
+                    local.take_inbox(inbox);
+                }
+            }
+        }
         for _ in 0..max {
             let next = match local.ready.try_borrow_mut() {
                 Ok(mut ready) => ready.pop(),
@@ -299,15 +475,13 @@ mod batch {
             };
             match next {
                 Some(retired) => retired.run(),
-                None => {
-                    local.has_ready.set(false);
-                    return;
-                }
+                None => break,
             }
         }
-        if local.ready.try_borrow().is_ok_and(|ready| ready.is_empty()) {
-            local.has_ready.set(false);
-        }
+        // Still set while releases wait here or a batch is still out (`has_ready` is the
+        // fast path's one test for both).
+        let idle = local.ready.try_borrow().is_ok_and(|ready| ready.is_empty());
+        local.has_ready.set(!idle || local.awaiting());
     }
 
     /// An empty vector for the next batch: the spare if this thread has one.
@@ -390,9 +564,8 @@ mod batch {
     #[cold]
     fn step(local: &Batch, guard: &Guard) {
         let mut owed = local.flushes.get();
-        if owed > 0 && local.arrived.get() == local.handed.get() {
-            // Every batch handed off has come back (or ran on another thread, when a later
-            // one has come back): nothing more to wait for.
+        if owed > 0 && !local.awaiting() {
+            // Every batch handed off has come back: nothing more to wait for.
             owed = 1;
         } else if owed > 0 {
             // A flush of an empty local bag only lets the epoch advance and runs what is due.
@@ -453,7 +626,12 @@ mod batch {
 
     /// Runs every due release of this thread now (for [`super::flush_deferred`]).
     pub(super) fn run_all_ready() {
-        let _ = LOCAL.try_with(|local| run_ready(local, usize::MAX));
+        let _ = LOCAL.try_with(|local| {
+            if let Some(inbox) = local.inbox.get() {
+                local.take_inbox(inbox);
+            }
+            run_ready(local, usize::MAX);
+        });
     }
 }
 
@@ -465,7 +643,9 @@ mod batch {
 /// operations of the thread that unlinked them, whatever those operations are. Call this to
 /// release them at once, for example before counting drops in a test, or after
 /// [`SessionCache::clear`](crate::SessionCache::clear) when the sessions' key material should go
-/// now. It cannot free what a thread that is pinned right now may still read.
+/// now. It cannot free what a thread that is pinned right now may still read, and releases
+/// that another running thread gathered wait for that thread's next operation (or its own call
+/// of this function, or its exit).
 ///
 /// ```
 /// use session_cache::{flush_deferred, Session, SessionCache};
@@ -487,11 +667,16 @@ pub fn flush_deferred() {
     #[cfg(not(session_cache_graveyard))]
     {
         #[cfg(not(session_cache_loom))]
-        batch::hand_off_now(&crossbeam_epoch::pin());
+        batch::forcing(|| {
+            batch::hand_off_now(&crossbeam_epoch::pin());
+            for _ in 0..32 {
+                crossbeam_epoch::pin().flush();
+            }
+            batch::run_all_ready();
+        });
+        #[cfg(session_cache_loom)]
         for _ in 0..32 {
             crossbeam_epoch::pin().flush();
         }
-        #[cfg(not(session_cache_loom))]
-        batch::run_all_ready();
     }
 }
