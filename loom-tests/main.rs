@@ -20,6 +20,8 @@
 #![cfg(session_cache_loom)]
 #![allow(missing_docs)]
 
+// The inbox of deferred releases (src/reclaim/inbox.rs).
+mod inbox;
 mod models;
 mod same_id;
 mod table_growth;

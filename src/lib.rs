@@ -86,6 +86,10 @@ mod mode;
 mod policy;
 mod raw;
 mod reclaim;
+// The inbox of deferred releases, exported (hidden) for the loom models in loom-tests/inbox.rs.
+#[cfg(session_cache_loom)]
+#[doc(hidden)]
+pub use reclaim::inbox::Inbox;
 #[cfg(feature = "redis")]
 pub mod remote;
 mod session;

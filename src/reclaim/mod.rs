@@ -36,6 +36,9 @@
 
 use core::ops::Deref;
 
+#[cfg(any(session_cache_loom, not(session_cache_graveyard)))]
+pub(crate) mod inbox;
+
 pub(crate) use crossbeam_epoch::{Atomic, Guard, Owned, Pointer, Shared};
 
 /// One deferred release: `release(data)` frees what `data` addresses.
@@ -187,105 +190,17 @@ mod batch {
     use core::cell::{Cell, OnceCell, RefCell};
     use std::sync::Arc;
 
+    use super::inbox::Inbox;
     use super::{
         Guard, Retired, BATCH, FLUSHES_AFTER_HAND_OFF, HAND_OFF_AFTER, RELEASES_PER_OPERATION,
     };
-    use crate::loom::sync::atomic::{AtomicBool, AtomicPtr, Ordering::SeqCst};
 
-    /// Batches of one thread that came due on other threads, waiting for that thread's next
-    /// operation (a lock-free stack: any thread pushes, only the owner takes, and it takes
-    /// all at once, so no node is ever popped while another thread reads it).
-    ///
-    /// Running another thread's batch at once put up to a few hundred releases inside one
-    /// call of whichever thread found it due: the tail of every operation. Queued here, the
-    /// batch runs [`RELEASES_PER_OPERATION`] at a time on its own thread, within the same
-    /// bound as a batch that came due there.
-    struct Inbox {
-        head: AtomicPtr<Node>,
-        /// Set once its thread is exiting: a batch pushed after that is run by its pusher.
-        closed: AtomicBool,
-    }
-
-    struct Node {
-        items: Vec<Retired>,
-        next: *mut Node,
-    }
-
-    impl Inbox {
-        fn new() -> Self {
-            Inbox {
-                head: AtomicPtr::new(core::ptr::null_mut()),
-                closed: AtomicBool::new(false),
-            }
-        }
-
-        /// Whether a batch is waiting (the owner's check).
-        fn is_empty(&self) -> bool {
-            // SeqCst: pairs with `push`'s CAS (any order would do for the owner's own check;
-            // one ordering for every access of the inbox keeps its proof short).
-            self.head.load(SeqCst).is_null()
-        }
-
-        /// Queues `items` for the owner; runs them here if the owner is gone.
-        fn push(&self, items: Vec<Retired>) {
-            let node = Box::into_raw(Box::new(Node {
-                items,
-                next: core::ptr::null_mut(),
-            }));
-            let mut head = self.head.load(SeqCst);
-            loop {
-                // SAFETY: `node` is ours until the CAS below publishes it.
-                unsafe { (*node).next = head };
-                // SeqCst: with the load of `closed` below, against the owner's store of
-                // `closed` and its swap of `head` (`close`): either the owner's swap sees this
-                // node, or this load sees `closed` (a store-load pair on both sides).
-                match self.head.compare_exchange(head, node, SeqCst, SeqCst) {
-                    Ok(_) => break,
-                    Err(current) => head = current,
-                }
-            }
-            if self.closed.load(SeqCst) {
-                for items in self.take_all() {
-                    run_all(items);
-                }
-            }
-        }
-
-        /// Takes every queued batch, oldest first.
-        fn take_all(&self) -> Vec<Vec<Retired>> {
-            // SeqCst: see `push`.
-            let mut node = self.head.swap(core::ptr::null_mut(), SeqCst);
-            let mut taken = Vec::new();
-            while !node.is_null() {
-                // SAFETY: the swap made the whole list ours: nodes are only ever reached from
-                // `head`, and each was published once by `push`, whose `Box` we now own.
-                let boxed = unsafe { Box::from_raw(node) };
-                node = boxed.next;
-                taken.push(boxed.items);
-            }
-            taken.reverse();
-            taken
-        }
-
-        /// The owner is exiting: no batch is queued after this returns without being run.
-        fn close(&self) {
-            // SeqCst: see `push`.
-            self.closed.store(true, SeqCst);
-            for items in self.take_all() {
-                run_all(items);
-            }
-        }
-    }
-
-    impl Drop for Inbox {
-        fn drop(&mut self) {
-            // Only after `close` (the owner's exit) and every pusher's `Arc` are gone; a batch
-            // still here would be a release never run.
-            for items in self.take_all() {
-                run_all(items);
-            }
-        }
-    }
+    /// A thread's batches that came due on other threads, waiting for that thread's next
+    /// operation. Running another thread's batch at once put up to a few hundred releases
+    /// inside one call of whichever thread found it due: the tail of every operation. Queued
+    /// here, the batch runs [`RELEASES_PER_OPERATION`] at a time on its own thread, within the
+    /// same bound as a batch that came due there.
+    type Releases = Inbox<Vec<Retired>>;
 
     fn run_all(mut items: Vec<Retired>) {
         for retired in items.drain(..) {
@@ -334,17 +249,17 @@ mod batch {
         out: Cell<u32>,
         /// Where other threads queue this thread's batches that came due on them (made on the
         /// first hand-off).
-        inbox: OnceCell<Arc<Inbox>>,
+        inbox: OnceCell<Arc<Releases>>,
     }
 
     impl Batch {
-        fn inbox(&self) -> Arc<Inbox> {
+        fn inbox(&self) -> Arc<Releases> {
             Arc::clone(self.inbox.get_or_init(|| Arc::new(Inbox::new())))
         }
 
         /// Moves the batches queued by other threads to `ready`.
         #[cold]
-        fn take_inbox(&self, inbox: &Inbox) {
+        fn take_inbox(&self, inbox: &Releases) {
             let Ok(mut ready) = self.ready.try_borrow_mut() else {
                 return;
             };
@@ -377,7 +292,9 @@ mod batch {
             // A thread that exits runs what is due and hands off what it gathered: nothing is
             // ever dropped unrun. Batches queued for it from now on run where they come due.
             if let Some(inbox) = self.inbox.get() {
-                inbox.close();
+                for items in inbox.close() {
+                    run_all(items);
+                }
             }
             for retired in core::mem::take(self.ready.get_mut()) {
                 retired.run();
@@ -445,11 +362,16 @@ mod batch {
                 }
                 let forcing = FORCING.try_with(Cell::get).unwrap_or(true);
                 match inbox {
-                    Some(inbox) if !forcing => inbox.push(items),
+                    Some(inbox) if !forcing => {
+                        if let Err(items) = inbox.push(items) {
+                            // The owner has exited.
+                            run_all(items);
+                        }
+                    }
                     Some(inbox) => {
                         run_all(items);
                         // Tell the owner it is back, or it polls for it forever.
-                        inbox.push(Vec::new());
+                        let _ = inbox.push(Vec::new());
                     }
                     None => run_all(items),
                 }
