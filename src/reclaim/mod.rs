@@ -330,14 +330,14 @@ mod batch {
     /// on another thread, in this thread's inbox, for this thread's next operation (or it runs
     /// them there, if this thread has exited or that thread is forcing releases).
     fn hand_off(guard: &Guard, mut items: Vec<Retired>) {
-        let (owner, inbox) = LOCAL
+        let inbox = LOCAL
             .try_with(|local| {
                 local.out.set(local.out.get() + 1);
                 // The release step polls the inbox until the batch is back.
                 local.has_ready.set(true);
-                (local as *const Batch as usize, Some(local.inbox()))
+                local.inbox()
             })
-            .unwrap_or((0, None));
+            .ok();
         // SAFETY: every item was retired under `Retired::new`'s contract: unlinked before it was
         // gathered, so the collector may run it once every guard pinned before now is gone;
         // each runs exactly once (drained from the vector, which is moved in, into `ready` or
@@ -345,7 +345,14 @@ mod batch {
         unsafe {
             guard.defer_unchecked(move || {
                 let queued = LOCAL.try_with(|local| {
-                    if local as *const Batch as usize != owner {
+                    // This thread gathered the batch if it owns the inbox the batch holds. (Not
+                    // the address of its thread-local: a thread that exits and a new one may
+                    // have the same. The batch keeps its inbox alive, so no other can.)
+                    let gathered_here = match (local.inbox.get(), &inbox) {
+                        (Some(mine), Some(its)) => Arc::ptr_eq(mine, its),
+                        _ => false,
+                    };
+                    if !gathered_here {
                         return false;
                     }
                     let Ok(mut ready) = local.ready.try_borrow_mut() else {
