@@ -89,6 +89,7 @@ fn zero_bytes(v: u64) -> u64 {
 }
 
 impl Group {
+    #[cfg(all(test, not(session_cache_loom)))]
     fn new() -> Self {
         Group {
             tags: AtomicU64::new(0),
@@ -138,14 +139,6 @@ impl Group {
         );
     }
 
-    /// Initialises the tag of a slot of a block not yet shared.
-    fn init_tag(&self, lane: usize, tag: u8) {
-        // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
-        let tags = self.tags.load(Ordering::Relaxed);
-        self.tags
-            .store(tags | u64::from(tag) << (8 * lane), Ordering::Relaxed);
-    }
-
     /// Overwrites a tag, breaking the tag rule on purpose (the checker's own tests).
     #[cfg(test)]
     pub(crate) fn force_tag(&self, lane: usize, tag: u8) {
@@ -189,18 +182,9 @@ impl Group {
 /// groups). Blocks are replaced whole, never resized in place.
 pub(crate) type Block = [MaybeUninit<Group>];
 
-/// A block of `width` empty slots (`width` a multiple of [`GROUP`]).
-pub(crate) fn new_block(width: usize) -> Owned<Block> {
-    debug_assert!(width > 0 && width % GROUP == 0, "a block of {width} slots");
-    let mut block = Owned::<Block>::init(width / GROUP);
-    for group in block.iter_mut() {
-        group.write(Group::new());
-    }
-    block
-}
-
-/// A block of `width` slots whose first ones hold `live` (pair, tag, seq) in order, the
-/// rest empty. Built whole before it is shared, so no slot is written twice.
+/// A block of `width` slots (a multiple of [`GROUP`]) whose first ones hold `live` (pair, tag,
+/// seq) in order, the rest empty: the only way blocks are made. Built whole before it is
+/// shared, so no slot is written twice and none through an atomic store.
 pub(crate) fn block_with(
     width: usize,
     live: impl IntoIterator<Item = (Pair, u8, u32)>,
@@ -262,14 +246,12 @@ pub(crate) trait Slots {
     fn width(&self) -> usize;
     fn slot(&self, i: usize) -> SlotRef<'_>;
     fn slots(&self) -> impl Iterator<Item = SlotRef<'_>>;
-    /// Writes slot `i` of a block not yet shared.
-    fn init_slot(&self, i: usize, value: Pair, tag: u8, seq: u32);
 }
 
 impl Slots for Block {
     #[inline]
     fn groups(&self) -> impl Iterator<Item = &Group> {
-        // SAFETY: `new_block` initialises every group before the block is shared, and blocks are
+        // SAFETY: `block_with` initialises every group before the block is shared, and blocks are
         // made nowhere else.
         self.iter().map(|g| unsafe { g.assume_init_ref() })
     }
@@ -293,16 +275,6 @@ impl Slots for Block {
     fn slots(&self) -> impl Iterator<Item = SlotRef<'_>> {
         self.groups()
             .flat_map(|group| (0..GROUP).map(move |lane| SlotRef { group, lane }))
-    }
-
-    fn init_slot(&self, i: usize, value: Pair, tag: u8, seq: u32) {
-        let s = self.slot(i);
-        // Relaxed: the block is published by a later `AcqRel` CAS on a bucket.
-        s.pair().store(value, Ordering::Relaxed);
-        if tag != 0 {
-            s.group.init_tag(s.lane, tag);
-        }
-        s.group.set_seq(s.lane, seq);
     }
 }
 

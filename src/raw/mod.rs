@@ -93,8 +93,7 @@ use crate::loom::Pair;
 use crate::reclaim::{Atomic, Guard, Owned, Pinned, Pointer, Reclaimer, Retired, Shared};
 
 use self::block::{
-    block_with, new_block, pointer, state, tag_of, Block, SlotRef, Slots, State, DEAD, FROZEN,
-    GROUP, TAG_BITS,
+    block_with, pointer, state, tag_of, Block, SlotRef, Slots, State, DEAD, FROZEN, GROUP, TAG_BITS,
 };
 
 /// Slots in a fresh block: one group. Loom models use 2, so that a few inserts already force a
@@ -645,8 +644,7 @@ impl<T: Keyed> RawTable<T> {
         seq: u32,
         guard: &Guard,
     ) -> bool {
-        let fresh = new_block(BLOCK_WIDTH);
-        fresh.init_slot(0, new, tag, seq);
+        let fresh = block_with(BLOCK_WIDTH, [(new, tag, seq)]);
         bucket
             .compare_exchange(Shared::null(), fresh, AcqRel, Acquire, guard)
             .is_ok()
