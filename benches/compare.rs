@@ -902,6 +902,34 @@ fn measure_remove<S: Subject>(s: &S, ids: &[Id]) -> u64 {
     n
 }
 
+/// Churn at capacity, as in the memory workload: add each prepared session (a fresh id), then
+/// remove it, except every eighth, which stays (so the cache also evicts); returns the adds.
+#[inline(never)]
+fn measure_churn<S: Subject>(s: &S, sessions: Vec<(Id, S::Prepared)>) -> u64 {
+    let n = sessions.len() as u64;
+    for (i, (id, p)) in sessions.into_iter().enumerate() {
+        s.add_prepared(black_box(p));
+        if i % 8 != 7 {
+            s.remove(black_box(&id));
+        }
+    }
+    s.settle();
+    n
+}
+
+/// The unmeasured churn before `measure_churn` (not a `measure_*` function: callgrind skips it).
+#[inline(never)]
+fn warm_churn<S: Subject>(s: &S, sessions: Vec<(Id, S::Prepared)>) -> u64 {
+    let n = sessions.len() as u64;
+    for (i, (id, p)) in sessions.into_iter().enumerate() {
+        s.add_prepared(p);
+        if i % 8 != 7 {
+            s.remove(&id);
+        }
+    }
+    n
+}
+
 type Floor = hashbrown::HashMap<Id, Arc<Sess>, ahash::RandomState>;
 
 #[inline(never)]
@@ -919,10 +947,13 @@ fn measure_floor_get_miss(m: &Floor, ids: &[Id]) -> u64 {
 }
 
 /// The phases, in the order they run (scripts/callgrind.sh reads one dump per phase).
-const PHASES: [&str; 4] = ["get_hit", "get_miss", "add", "remove"];
+const PHASES: [&str; 5] = ["get_hit", "get_miss", "add", "remove", "churn"];
 
 struct Profile {
     n: usize,
+    /// Whether to run the churn phase (not for a subject whose `remove` scans every key: the
+    /// warm-up alone would take many minutes under callgrind).
+    churn: bool,
 }
 
 impl Visit for Profile {
@@ -951,6 +982,21 @@ impl Visit for Profile {
         rng.shuffle(&mut present);
         present.truncate((self.n / 5).max(1));
         res.push((present.len(), measure_remove(&s, &present)));
+        if !self.churn {
+            return res;
+        }
+        // Churn long enough first that every bucket has been rebuilt many times over, so the
+        // measured part sees the table as a long-running server has it.
+        let churn = |n: usize, rng: &mut Rng| -> Vec<(Id, S::Prepared)> {
+            rng.ids(n)
+                .into_iter()
+                .map(|id| (id, s.prepare(Sess::new(id))))
+                .collect()
+        };
+        let warm = churn(CAP * 4, &mut rng);
+        black_box(warm_churn(&s, warm));
+        let measured = churn(self.n, &mut rng);
+        res.push((measured.len(), measure_churn(&s, measured)));
         res
     }
 }
@@ -974,7 +1020,14 @@ fn profile(o: &Opts) {
             (absent.len(), measure_floor_get_miss(&m, &absent)),
         ]
     } else {
-        with_subject(&name, Profile { n: o.n }).expect("known subject")
+        with_subject(
+            &name,
+            Profile {
+                n: o.n,
+                churn: name != "rustls",
+            },
+        )
+        .expect("known subject")
     };
     let phases: Vec<String> = res
         .iter()

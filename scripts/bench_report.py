@@ -24,8 +24,9 @@ MIX_TEXT = {
                  "fresh id (evicting), 2 % `remove`",
     "churn": "churn: `add` a fresh id, then `remove` it",
 }
-PHASES = ["get_hit", "get_miss", "add", "remove"]
-PHASE_TEXT = {"get_hit": "get hit", "get_miss": "get miss", "add": "evicting add", "remove": "remove"}
+PHASES = ["get_hit", "get_miss", "add", "remove", "churn"]
+PHASE_TEXT = {"get_hit": "get hit", "get_miss": "get miss", "add": "evicting add", "remove": "remove",
+              "churn": "churned add (+ remove)"}
 # Targets: instructions per operation; throughput ratio by thread count.
 INSTR_TARGET = {"get_hit": 200, "get_miss": 150, "add": 500, "remove": 300}
 
@@ -115,7 +116,8 @@ def callgrind_table(rows):
                 continue
             cells.append(f"{r['instr']:.0f} / {r['d1']:.1f} / {r['ll']:.2f}")
             if r["as_expected"] != r["ops"]:
-                what = {"get_hit": "hit", "get_miss": "missed", "add": "added", "remove": "removed"}[p]
+                what = {"get_hit": "hit", "get_miss": "missed", "add": "added", "remove": "removed",
+                        "churn": "added"}[p]
                 notes.append(f"{s}, {PHASE_TEXT[p]}: {r['as_expected']} of {r['ops']} {what}")
         w(f"| {s} | " + " | ".join(cells) + " |")
     if notes:
@@ -265,7 +267,10 @@ def report(res):
         w("sessions allocated before the measured loops (the release of evicted and removed sessions")
         w("is counted, deferred releases included). get hit: every cached id once in random order;")
         w("get miss: absent ids; evicting add: 20 480 fresh sessions into the full cache; remove: 4 096")
-        w("cached ids. `hashbrown` is the floor: a plain `hashbrown` map with ahash, get + `Arc` clone.")
+        w("cached ids; churned add: after 81 920 unmeasured adds of fresh ids, each removed again but")
+        w("every eighth (so the cache also evicts), 20 480 more the same way, per add with the remove")
+        w("that follows it (not for rustls: its remove scans every key).")
+        w("`hashbrown` is the floor: a plain `hashbrown` map with ahash, get + `Arc` clone.")
         w("Cache geometry: valgrind's default (the host's). Instruction counts include the few")
         w("instructions of the measuring loop, the same for every subject.")
         w("")
@@ -274,7 +279,7 @@ def report(res):
         by = {(r["subject"], r["phase"]): r for r in cg}
         for p in PHASES:
             r = by.get((OURS, p))
-            if r:
+            if r and p in INSTR_TARGET:
                 verdicts.append((f"{PHASE_TEXT[p]} ≤ {INSTR_TARGET[p]} instructions", r["instr"] <= INSTR_TARGET[p],
                                  f"{r['instr']:.0f}"))
         r, f = by.get((OURS, "get_hit")), by.get((FLOOR, "get_hit"))

@@ -8,7 +8,9 @@
 # Single thread, a full cache of 20 480 sessions with 32-byte ids, the sessions allocated
 # before the measured loops: get hit (every cached id once, in random order), get miss, add
 # (each evicts; the release of the evicted sessions is counted), remove (4 096 cached ids spread
-# over the cache). `hashbrown` is the floor: a plain map with ahash, get + `Arc` clone.
+# over the cache), churn (after 81 920 unmeasured adds of fresh ids, each removed again but every
+# eighth, 20 480 more measured the same way: per add, with the remove that follows it; not for
+# rustls, whose remove scans every key). `hashbrown` is the floor: a plain map with ahash, get + `Arc` clone.
 # Only the `measure_*` functions of the compare binary are counted (--toggle-collect), and each
 # figure is divided by that function's iteration count. D1 and LL misses are data misses,
 # reads + writes, under the tool's default cache geometry (taken from the host).
@@ -42,7 +44,8 @@ one() {
   echo "== callgrind: $s" >&2
   # One dump as each measured function returns (--dump-after takes exact names).
   if [ "$s" = hashbrown ]; then fns="measure_floor_get_hit measure_floor_get_miss"
-  else fns="measure_get_hit measure_get_miss measure_add measure_remove"; fi
+  elif [ "$s" = rustls ]; then fns="measure_get_hit measure_get_miss measure_add measure_remove"
+  else fns="measure_get_hit measure_get_miss measure_add measure_remove measure_churn"; fi
   local dumps=()
   for f in $fns; do dumps+=("--dump-after=compare::$f"); done
   valgrind --tool=callgrind --cache-sim=yes --collect-atstart=no --toggle-collect='*measure_*' \
