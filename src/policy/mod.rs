@@ -8,14 +8,16 @@
 //!   goes back: a clock that does is treated as standing still until it passes its maximum.
 //! - **Capacity.** After an insert of a new id pushes the live count over the capacity, the
 //!   inserting thread evicts its own excess (see `make_room`): expired entries met while it
-//!   gathers candidates pay first; then the live candidate that expires soonest (ties: the
-//!   earlier added within a thread; between threads in one clock tick, either) is evicted,
-//!   never one under the id just added. In tables of at most [`EXACT_BUCKETS`] buckets (a cache
-//!   built with capacity up to 80, until it grows; the build-time capacity sizes the table) the
-//!   candidates are the whole table, so the choice is exact; beyond that they are the live
-//!   entries of the buckets read from the one the insert wrote onwards, [`SAMPLE_BUCKETS`] at
-//!   a time, until [`SAMPLE_ENTRIES`] or more were seen (the whole table if it holds fewer), an
-//!   approximation of OpenSSL's sorted list at O(1) cost at capacity.
+//!   gathers candidates pay first; then a live candidate is evicted, never one under the id
+//!   just added. In tables of at most [`EXACT_BUCKETS`] buckets (a cache built with capacity up
+//!   to 80, until it grows; the build-time capacity sizes the table) the candidates are the
+//!   whole table and the victim is the one that expires soonest (ties: the earlier added within
+//!   a thread; between threads in one clock tick, either), exactly as OpenSSL's sorted list
+//!   would have it. Beyond that the candidates are the live entries of [`SAMPLE_BUCKETS`] or
+//!   more buckets (the one the insert wrote and one chosen independently of it, then their
+//!   neighbours), until [`SAMPLE_ENTRIES`] or more were seen (the whole table if it holds
+//!   fewer), and the victim is the soonest to expire of the fullest of those buckets: O(1) at
+//!   capacity, and it keeps the buckets' loads even.
 //! - **Sweeping.** Every [`SWEEP_EVERY`]th insert that does not evict also removes the expired
 //!   entries of one bucket at the hand, so expired sessions do not linger in a cache that is not
 //!   full (amortised O(1)); `flush_expired` removes them all.
@@ -42,8 +44,9 @@ use crate::{AddError, Added, CacheMode, RemovalCause, Session, Stats};
 
 /// Tables with at most this many buckets are scanned whole to choose an eviction victim.
 const EXACT_BUCKETS: usize = 16;
-/// Buckets read per step of a sampled eviction (about five entries at capacity).
-const SAMPLE_BUCKETS: usize = 1;
+/// Buckets a sampled eviction reads at least: the insert's own and one chosen independently
+/// of it, so that it can take from the fuller of the two (see `make_room`).
+const SAMPLE_BUCKETS: usize = 2;
 /// Live candidates a sampled eviction compares before it evicts (more buckets are read while
 /// fewer were seen, up to the whole table).
 const SAMPLE_ENTRIES: usize = 5;
@@ -54,8 +57,8 @@ const SWEEP_EVERY: u64 = 4;
 const UNBOUNDED_BUCKETS: usize = 256;
 #[cfg(session_cache_loom)]
 const UNBOUNDED_BUCKETS: usize = 1;
-/// Expected live entries per bucket at capacity: five in a group of eight slots leaves three
-/// claims between rebuilds, at about 40 bytes of table per entry.
+/// Expected live entries per bucket at capacity: five in a group of eight slots leaves room for
+/// a few claims between rebuilds, at about 40 bytes of table per entry.
 const ENTRIES_PER_BUCKET: usize = 5;
 /// The most buckets a cache starts with (512 KiB of bucket words): a larger capacity is reached
 /// by growing as entries arrive, so a huge capacity costs nothing up front.
@@ -91,6 +94,19 @@ pub(crate) type RemoveCallback<S> = Box<dyn Fn(&Arc<S>, RemovalCause) + Send + S
 /// Without a removal callback nothing needs the sessions after the operation: they are marked
 /// not resumable as they are unlinked (under the guard, so without a reference of their own)
 /// and only a panic of that mark is carried here, to be resumed once the operation is complete.
+/// The `step`th bucket a sampled eviction reads for an insert of `hash`: the insert's own
+/// bucket, then one picked by the hash's upper half (independent of the bucket, which the low
+/// bits choose), then the ones after the insert's own, so that `buckets + 1` steps read every
+/// bucket. Indices are reduced modulo the bucket count by the table.
+#[inline]
+fn sampled_bucket(hash: u64, step: usize) -> usize {
+    match step {
+        0 => hash as usize,
+        1 => (hash >> 32) as usize,
+        _ => (hash as usize).wrapping_add(step - 1),
+    }
+}
+
 struct Removed<S> {
     list: smallvec::SmallVec<[(Arc<S>, RemovalCause); 2]>,
     panic: Option<Box<dyn std::any::Any + Send>>,
@@ -374,11 +390,20 @@ impl<S: Session> Policy<S> {
     ///   candidates, or from the whole table when it holds fewer. (Evicting the best entry of
     ///   each window as soon as it was read evicted a live session in a sparse table, after a
     ///   shrink, while the expired entries that would have paid sat in the next window.)
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// And one keeps the table balanced: **the fullest bucket read pays** (its soonest-expiring
+    /// entry is the victim). Keys land in buckets uniformly, so if victims were drawn whatever
+    /// their bucket's load, each bucket's load would wander at random, with nothing pulling it
+    /// back: after some millions of evicting adds, buckets of 0 and of 50 entries side by side
+    /// (longer lookups, wider blocks, a rebuild that copies 50 slots). Taking from the fuller
+    /// of two independent buckets pulls every load back to the mean (the "power of two
+    /// choices"); two *neighbouring* buckets would only even out neighbours, and the loads of
+    /// whole stretches of the table would still drift.
     ///
     /// `in_place`: the insert was not counted (it found the cache exactly full), so an eviction
     /// is not counted out either; when it cannot evict (no victim, or the cache is no longer
     /// full), it counts its own entry in instead.
+    #[allow(clippy::too_many_arguments)]
     fn make_room<'g>(
         &self,
         stripe: &Stripe,
@@ -393,10 +418,9 @@ impl<S: Session> Policy<S> {
     ) {
         let buckets = self.table.bucket_count(guard);
         let exact = buckets <= EXACT_BUCKETS;
-        // Sampling starts at the bucket the insert just wrote (its lines are in cache) and
-        // walks on from there: keys hash uniformly, so a bucket and its neighbours are as good
-        // a sample as any, and neighbouring bucket words share a line.
-        let mut next = fresh.hash() as usize;
+        // Sampling reads the bucket the insert just wrote (its lines are in cache) and one
+        // chosen by other bits of the same hash, then the neighbours of each in turn.
+        let mut step = 0;
         let over = |len: usize| {
             if in_place {
                 len >= capacity
@@ -406,17 +430,25 @@ impl<S: Session> Policy<S> {
         };
         while owed > 0 && over(self.counters.len()) {
             let mut victim: Option<Found<'g, S>> = None;
+            // Live entries of the victim's bucket: in a sampled eviction the fullest bucket pays.
+            let mut victim_load = 0;
             let mut candidates = 0;
             let mut looked = 0;
-            while looked < buckets && owed > 0 && (exact || candidates < SAMPLE_ENTRIES) {
+            // A sampled eviction reads one bucket twice before it has read them all.
+            let all = if exact { buckets } else { buckets + 1 };
+            while looked < all
+                && owed > 0
+                && (exact || candidates < SAMPLE_ENTRIES || looked < SAMPLE_BUCKETS)
+            {
                 let (start, window) = if exact {
                     (0, buckets)
                 } else {
-                    let start = next;
-                    next = next.wrapping_add(SAMPLE_BUCKETS);
-                    (start, SAMPLE_BUCKETS)
+                    step += 1;
+                    (sampled_bucket(fresh.hash(), step - 1), 1)
                 };
                 for b in 0..window {
+                    let mut best: Option<Found<'g, S>> = None;
+                    let mut load = 0;
                     self.table
                         .for_each_in_bucket(start.wrapping_add(b), guard, |found| {
                             // Ranks are in the slots: judging a candidate reads no session.
@@ -431,13 +463,28 @@ impl<S: Session> Policy<S> {
                                 }
                                 return;
                             }
-                            candidates += 1;
-                            let sooner = victim.as_ref().map_or(true, |v| found.goes_before(v));
+                            load += 1;
+                            let sooner = best.as_ref().map_or(true, |v| found.goes_before(v));
                             // The key comparison only for an entry that would become the victim.
                             if sooner && !found.shares_key_with(fresh) {
-                                victim = Some(found);
+                                best = Some(found);
                             }
                         });
+                    candidates += load;
+                    let Some(best) = best else { continue };
+                    let better = match &victim {
+                        None => true,
+                        // Exact: the soonest of the whole table.
+                        Some(v) if exact => best.goes_before(v),
+                        // Sampled: the fullest bucket, then the soonest.
+                        Some(v) => {
+                            load > victim_load || (load == victim_load && best.goes_before(v))
+                        }
+                    };
+                    if better {
+                        victim = Some(best);
+                        victim_load = load;
+                    }
                 }
                 looked += window;
             }
@@ -452,7 +499,7 @@ impl<S: Session> Policy<S> {
             // differently here than when the victim was chosen.)
             debug_assert!(!victim.is(fresh), "an add evicting its own session");
             debug_assert!(
-                exact || candidates >= SAMPLE_ENTRIES || looked >= buckets,
+                exact || candidates >= SAMPLE_ENTRIES || looked >= all,
                 "a live entry evicted from an incomplete sample"
             );
             // Reserve the eviction on the live count first, so that racing inserts together
