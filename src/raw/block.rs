@@ -193,21 +193,27 @@ pub(crate) fn block_with(
     let mut block = Owned::<Block>::init(width / GROUP);
     let mut live = live.into_iter();
     for group in block.iter_mut() {
+        // Field by field into the allocation: a `Group` built by value and then moved in was
+        // two copies of 176 bytes per group, on the path of every rebuild.
+        let g = group.as_mut_ptr();
         let mut tags = 0u64;
-        let mut seqs = [0u32; GROUP];
-        let slots = core::array::from_fn(|lane| match live.next() {
-            Some((pair, tag, seq)) => {
-                tags |= u64::from(tag) << (8 * lane);
-                seqs[lane] = seq;
-                AtomicPair::new(pair)
+        for lane in 0..GROUP {
+            let (slot, seq) = match live.next() {
+                Some((pair, tag, seq)) => {
+                    tags |= u64::from(tag) << (8 * lane);
+                    (AtomicPair::new(pair), seq)
+                }
+                None => (AtomicPair::null(), 0),
+            };
+            // SAFETY: `g` points to this group's (uninitialised) memory, owned here; each field
+            // is written once, before the block is shared, and `group.write` is not used.
+            unsafe {
+                core::ptr::addr_of_mut!((*g).slots[lane]).write(slot);
+                core::ptr::addr_of_mut!((*g).seqs[lane]).write(AtomicU32::new(seq));
             }
-            None => AtomicPair::null(),
-        });
-        group.write(Group {
-            tags: AtomicU64::new(tags),
-            seqs: seqs.map(AtomicU32::new),
-            slots,
-        });
+        }
+        // SAFETY: as above; with this every field of the group is initialised.
+        unsafe { core::ptr::addr_of_mut!((*g).tags).write(AtomicU64::new(tags)) };
     }
     debug_assert!(
         live.next().is_none(),

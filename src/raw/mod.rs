@@ -846,10 +846,28 @@ impl<T: Keyed> RawTable<T> {
             // (Not in loom builds: the extra load per slot multiplied the rebuild models'
             // interleavings, and freezing a dead slot is harmless.)
             #[cfg(not(any(session_cache_mutant = "no_freeze", session_cache_loom)))]
-            if state(slot.pair().load(Acquire).word) == State::Dead {
-                continue;
-            }
-            #[cfg(not(session_cache_mutant = "no_freeze"))]
+            let pair = {
+                let current = slot.pair().load(Acquire);
+                if state(current.word) == State::Dead {
+                    continue;
+                }
+                // The RMW below, as one CAS from the value just read: `fetch_or` on a 16-byte
+                // word is itself a load and a CAS loop, so this saves a load per slot. A slot
+                // written since is frozen by the RMW itself. (Loom builds keep the plain RMW:
+                // its models check the freeze, and this is the same RMW.)
+                let frozen = Pair {
+                    word: current.word | FROZEN,
+                    ..current
+                };
+                match slot
+                    .pair()
+                    .compare_exchange(current, frozen, AcqRel, Acquire)
+                {
+                    Ok(before) => before,
+                    Err(_) => slot.pair().fetch_or_word(FROZEN, AcqRel),
+                }
+            };
+            #[cfg(all(session_cache_loom, not(session_cache_mutant = "no_freeze")))]
             let pair = slot.pair().fetch_or_word(FROZEN, AcqRel);
             #[cfg(session_cache_mutant = "no_freeze")]
             let pair = slot.pair().load(Acquire);
