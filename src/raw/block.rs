@@ -6,11 +6,14 @@
 //! session pointer (with the `DEAD` / `FROZEN` bits) and its rank, so a lookup decides hit, miss
 //! or expired from the slot alone and dereferences only the session it returns.
 
+use core::alloc::Layout;
 use core::mem::MaybeUninit;
+
+extern crate alloc;
 
 use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::{AtomicPair, Pair};
-use crate::reclaim::Owned;
+use crate::reclaim::{Owned, Pointable};
 
 /// Slots per group. Loom models use 2, so that a few inserts already force a rebuild.
 #[cfg(not(session_cache_loom))]
@@ -59,17 +62,26 @@ pub(crate) fn pointer<T>(word: usize) -> *const T {
     (word & !TAG_BITS) as *const T
 }
 
-/// `GROUP` slots with their tags and hints.
-#[repr(C)]
+/// `GROUP` slots with their tags and hints, on three cache lines of their own.
+///
+/// Laid out for a lookup: the tag word, the block's length and the first three slots share
+/// the group's first line, the next four slots the second; the hints, read only to break ties
+/// between eviction candidates, come last. (With the hints between the tags and the slots, and
+/// the length in a header of its own, a hit read the bucket word, the header and tag line, and
+/// the slot's line: one more miss than now for most hits.)
+#[repr(C, align(64))]
 pub(crate) struct Group {
     /// Byte `i` is the tag of slot `i`'s key: 0 until the slot's claimer writes it, just after
     /// its claim. A slot's key never changes within a block, so a non-zero tag is right forever;
     /// a zero tag only means "look at the slot".
     tags: AtomicU64,
+    /// In a block's first group, the number of groups of the block: written when it is
+    /// allocated, before it is shared, and never again. Unused in the other groups.
+    groups: usize,
+    slots: [AtomicPair; GROUP],
     /// Per slot, the tie-break sequence of the session last written there (see
     /// [`Group::seq`]): written just after the CAS that wrote the slot, so it may lag it.
     seqs: [AtomicU32; GROUP],
-    slots: [AtomicPair; GROUP],
 }
 
 /// Byte lanes of a tag word that a group uses.
@@ -93,8 +105,9 @@ impl Group {
     fn new() -> Self {
         Group {
             tags: AtomicU64::new(0),
-            seqs: core::array::from_fn(|_| AtomicU32::new(0)),
+            groups: 1,
             slots: core::array::from_fn(|_| AtomicPair::null()),
+            seqs: core::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
 
@@ -178,9 +191,158 @@ impl Group {
     }
 }
 
-/// The groups of one bucket: one allocation (crossbeam's array `Pointable`: length, then the
-/// groups). Blocks are replaced whole, never resized in place.
-pub(crate) type Block = [MaybeUninit<Group>];
+/// The groups of one bucket, in one allocation aligned to a cache line, its length in the first
+/// group (see [`Group::groups`]). Blocks are replaced whole, never resized in place.
+///
+/// (crossbeam's own array `Pointable` puts the length in a header before the elements: with
+/// cache-line groups that header would be a line of its own.)
+#[repr(transparent)]
+pub(crate) struct Block([MaybeUninit<Group>]);
+
+impl Block {
+    fn layout(groups: usize) -> Layout {
+        Layout::array::<Group>(groups).expect("a block's size fits in isize")
+    }
+}
+
+impl Pointable for Block {
+    const ALIGN: usize = core::mem::align_of::<Group>();
+
+    /// The number of groups; the groups themselves are left uninitialised (`block_with`
+    /// initialises them before the block is shared).
+    type Init = usize;
+
+    unsafe fn init(groups: usize) -> usize {
+        assert!(groups > 0, "a block has at least one group");
+        #[cfg(not(session_cache_loom))]
+        if let Some(first) = pool::take(groups) {
+            return first as usize;
+        }
+        let layout = Block::layout(groups);
+        // SAFETY: `layout` has a non-zero size (at least one group).
+        let first = unsafe { alloc::alloc::alloc(layout) }.cast::<Group>();
+        if first.is_null() {
+            alloc::alloc::handle_alloc_error(layout);
+        }
+        // SAFETY: `first` is a fresh allocation of at least one group, owned here.
+        unsafe { core::ptr::addr_of_mut!((*first).groups).write(groups) };
+        first as usize
+    }
+
+    unsafe fn deref<'a>(ptr: usize) -> &'a Self {
+        let first = ptr as *const Group;
+        // SAFETY: (the trait's contract) `ptr` came from `init`, which wrote the length, and has
+        // not been dropped; the length is never written again.
+        let groups = unsafe { core::ptr::addr_of!((*first).groups).read() };
+        let slice = core::ptr::slice_from_raw_parts(first.cast::<MaybeUninit<Group>>(), groups);
+        // SAFETY: the allocation holds `groups` groups (possibly uninitialised, hence
+        // `MaybeUninit`); `Block` is a transparent wrapper of that slice.
+        unsafe { &*(slice as *const Block) }
+    }
+
+    unsafe fn deref_mut<'a>(ptr: usize) -> &'a mut Self {
+        let first = ptr as *mut Group;
+        // SAFETY: as in `deref`; the caller has the only reference.
+        let groups = unsafe { core::ptr::addr_of!((*first).groups).read() };
+        let slice = core::ptr::slice_from_raw_parts_mut(first.cast::<MaybeUninit<Group>>(), groups);
+        // SAFETY: as in `deref`.
+        unsafe { &mut *(slice as *mut Block) }
+    }
+
+    unsafe fn drop(ptr: usize) {
+        // SAFETY: as in `deref`; nothing in a group needs dropping (atomics and integers).
+        unsafe {
+            let groups = core::ptr::addr_of!((*(ptr as *const Group)).groups).read();
+            #[cfg(not(session_cache_loom))]
+            if pool::keep(ptr as *mut Group, groups) {
+                return;
+            }
+            alloc::alloc::dealloc(ptr as *mut u8, Block::layout(groups));
+        }
+    }
+}
+
+/// Freed blocks of one and two groups, kept per thread for its next rebuilds.
+///
+/// A churned table rebuilds a block every few adds, and an allocation aligned to a cache line
+/// costs `posix_memalign` about twice what `malloc` does; a freed block is the right size
+/// already. A block reaches this pool only once its grace period is over (or, never shared, at
+/// once), and leaves it as the uninitialised memory `Block::init` would have allocated, its
+/// length still written. At most [`pool::KEEP`] of each size wait here, so the pool is a few
+/// KiB per thread; the rest is freed, and so is the pool when its thread exits.
+#[cfg(not(session_cache_loom))]
+mod pool {
+    use core::cell::RefCell;
+
+    use super::{Block, Group};
+
+    /// Blocks of each size a thread keeps.
+    pub(super) const KEEP: usize = 16;
+
+    struct Pool {
+        /// Index `g - 1`: blocks of `g` groups.
+        free: [Vec<*mut Group>; 2],
+    }
+
+    impl Drop for Pool {
+        fn drop(&mut self) {
+            for (i, list) in self.free.iter_mut().enumerate() {
+                for first in list.drain(..) {
+                    // SAFETY: pooled blocks are allocations of `i + 1` groups, owned by the pool.
+                    unsafe { alloc::alloc::dealloc(first.cast(), Block::layout(i + 1)) };
+                }
+            }
+        }
+    }
+
+    extern crate alloc;
+
+    // std's `thread_local!` directly: this module is not built for loom.
+    std::thread_local! {
+        static POOL: RefCell<Pool> = const {
+            RefCell::new(Pool {
+                free: [Vec::new(), Vec::new()],
+            })
+        };
+    }
+
+    /// A pooled block of `groups` groups, if there is one.
+    #[inline]
+    pub(super) fn take(groups: usize) -> Option<*mut Group> {
+        if groups > 2 {
+            return None;
+        }
+        // `try_with`: none while the thread's locals are being destroyed.
+        POOL.try_with(|p| p.try_borrow_mut().ok()?.free[groups - 1].pop())
+            .ok()
+            .flatten()
+    }
+
+    /// Keeps `first`, a block of `groups` groups no thread can reach any more, if there is
+    /// room; `false` if the caller must free it.
+    #[inline]
+    pub(super) fn keep(first: *mut Group, groups: usize) -> bool {
+        if groups > 2 {
+            return false;
+        }
+        POOL.try_with(|p| {
+            let Ok(mut p) = p.try_borrow_mut() else {
+                return false;
+            };
+            let list = &mut p.free[groups - 1];
+            if list.len() >= KEEP {
+                return false;
+            }
+            // The first push allocates the list's buffer: reserve it whole, once.
+            if list.capacity() == 0 {
+                list.reserve_exact(KEEP);
+            }
+            list.push(first);
+            true
+        })
+        .unwrap_or(false)
+    }
+}
 
 /// A block of `width` slots (a multiple of [`GROUP`]) whose first ones hold `live` (pair, tag,
 /// seq) in order, the rest empty: the only way blocks are made. Built whole before it is
@@ -192,7 +354,7 @@ pub(crate) fn block_with(
     debug_assert!(width > 0 && width % GROUP == 0, "a block of {width} slots");
     let mut block = Owned::<Block>::init(width / GROUP);
     let mut live = live.into_iter();
-    for group in block.iter_mut() {
+    for group in block.0.iter_mut() {
         // Field by field into the allocation: a `Group` built by value and then moved in was
         // two copies of 176 bytes per group, on the path of every rebuild.
         let g = group.as_mut_ptr();
@@ -212,7 +374,8 @@ pub(crate) fn block_with(
                 core::ptr::addr_of_mut!((*g).seqs[lane]).write(AtomicU32::new(seq));
             }
         }
-        // SAFETY: as above; with this every field of the group is initialised.
+        // SAFETY: as above; with this every field of the group is initialised (`groups` by
+        // `Block::init`, in the first group; it is not read in the others).
         unsafe { core::ptr::addr_of_mut!((*g).tags).write(AtomicU64::new(tags)) };
     }
     debug_assert!(
@@ -259,18 +422,18 @@ impl Slots for Block {
     fn groups(&self) -> impl Iterator<Item = &Group> {
         // SAFETY: `block_with` initialises every group before the block is shared, and blocks are
         // made nowhere else.
-        self.iter().map(|g| unsafe { g.assume_init_ref() })
+        self.0.iter().map(|g| unsafe { g.assume_init_ref() })
     }
 
     #[inline]
     fn width(&self) -> usize {
-        self.len() * GROUP
+        self.0.len() * GROUP
     }
 
     #[inline]
     fn slot(&self, i: usize) -> SlotRef<'_> {
         // SAFETY: as in `groups`.
-        let group = unsafe { self[i / GROUP].assume_init_ref() };
+        let group = unsafe { self.0[i / GROUP].assume_init_ref() };
         SlotRef {
             group,
             lane: i % GROUP,
@@ -311,6 +474,83 @@ mod tests {
             }
             assert_eq!(zero_bytes(v) & !HIGH, 0);
         }
+    }
+
+    fn address(b: &Owned<Block>) -> usize {
+        (&**b as *const Block).cast::<u8>() as usize
+    }
+
+    fn assert_empty(b: &Block, width: usize) {
+        assert_eq!(b.width(), width);
+        for group in b.groups() {
+            assert_eq!(group.candidates(0x55), LANES & HIGH, "tags left over");
+        }
+        for slot in b.slots() {
+            assert_eq!(
+                state(slot.pair().load(Ordering::Relaxed).word),
+                State::Empty
+            );
+            assert_eq!(slot.seq(), 0);
+        }
+    }
+
+    #[test]
+    fn groups_are_cache_lines_and_the_first_line_has_three_slots() {
+        assert_eq!(core::mem::align_of::<Group>(), 64);
+        assert_eq!(core::mem::size_of::<Group>(), 192);
+        let b = block_with(
+            16,
+            [(
+                Pair {
+                    word: 0x1000,
+                    rank: 7,
+                },
+                9,
+                3,
+            )],
+        );
+        assert_eq!(address(&b) % 64, 0);
+        let g = b.groups().next().unwrap();
+        let base = (g as *const Group).cast::<u8>() as usize;
+        let lane = |l: usize| (g.slot(l) as *const AtomicPair).cast::<u8>() as usize - base;
+        assert!(lane(2) + 16 <= 64 && lane(3) >= 64 && lane(6) + 16 <= 128);
+        assert_eq!(b.slot(0).pair().load(Ordering::Relaxed).rank, 7);
+        assert_eq!((b.slot(0).tag(), b.slot(0).seq()), (9, 3));
+        assert_eq!(b.width(), 16);
+    }
+
+    #[test]
+    fn a_freed_block_is_reused_by_its_thread_and_reads_as_new() {
+        // Made and freed on a thread of its own, so other tests' blocks do not interfere.
+        std::thread::spawn(|| {
+            let live = (1..=7).map(|i| {
+                (
+                    Pair {
+                        word: i << 4,
+                        rank: i as u64,
+                    },
+                    5,
+                    11,
+                )
+            });
+            let a = block_with(8, live);
+            let at = address(&a);
+            drop(a);
+            let b = block_with(8, []);
+            assert_eq!(address(&b), at, "the freed block was not reused");
+            assert_empty(&b, 8);
+            // A block of another size is not handed out for it.
+            let c = block_with(16, []);
+            assert_ne!(address(&c), at);
+            assert_empty(&c, 16);
+            // More than the pool keeps, freed and made again: each reads as new.
+            let blocks: Vec<_> = (0..pool::KEEP + 4).map(|_| block_with(8, [])).collect();
+            drop(blocks);
+            let again: Vec<_> = (0..pool::KEEP + 4).map(|_| block_with(8, [])).collect();
+            again.iter().for_each(|b| assert_empty(b, 8));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

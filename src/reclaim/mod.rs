@@ -39,7 +39,7 @@ use core::ops::Deref;
 #[cfg(any(session_cache_loom, not(session_cache_graveyard)))]
 pub(crate) mod inbox;
 
-pub(crate) use crossbeam_epoch::{Atomic, Guard, Owned, Pointer, Shared};
+pub(crate) use crossbeam_epoch::{Atomic, Guard, Owned, Pointable, Pointer, Shared};
 
 /// One deferred release: `release(data)` frees what `data` addresses.
 #[derive(Clone, Copy)]
