@@ -13,11 +13,11 @@
 //!   to 80, until it grows; the build-time capacity sizes the table) the candidates are the
 //!   whole table and the victim is the one that expires soonest (ties: the earlier added within
 //!   a thread; between threads in one clock tick, either), exactly as OpenSSL's sorted list
-//!   would have it. Beyond that the candidates are the live entries of [`SAMPLE_BUCKETS`] or
-//!   more buckets (the one the insert wrote and one chosen independently of it, then their
-//!   neighbours), until [`SAMPLE_ENTRIES`] or more were seen (the whole table if it holds
-//!   fewer), and the victim is the soonest to expire of the fullest of those buckets: O(1) at
-//!   capacity, and it keeps the buckets' loads even.
+//!   would have it. Beyond that, of the bucket the insert wrote and one chosen independently of
+//!   it, the one with more claimed slots (as its tag words tell) is read, then its successors
+//!   while fewer than [`SAMPLE_ENTRIES`] live entries were seen (the whole table if it holds
+//!   fewer); the candidates are their live entries, and the victim is the soonest to expire of
+//!   the fullest bucket read: O(1) at capacity, and it keeps the buckets' loads even.
 //! - **Sweeping.** Every [`SWEEP_EVERY`]th insert that does not evict also removes the expired
 //!   entries of one bucket at the hand, so expired sessions do not linger in a cache that is not
 //!   full (amortised O(1)); `flush_expired` removes them all.
@@ -44,9 +44,6 @@ use crate::{AddError, Added, CacheMode, RemovalCause, Session, Stats};
 
 /// Tables with at most this many buckets are scanned whole to choose an eviction victim.
 const EXACT_BUCKETS: usize = 16;
-/// Buckets a sampled eviction reads at least: the insert's own and one chosen independently
-/// of it, so that it can take from the fuller of the two (see `make_room`).
-const SAMPLE_BUCKETS: usize = 2;
 /// Live candidates a sampled eviction compares before it evicts (more buckets are read while
 /// fewer were seen, up to the whole table).
 const SAMPLE_ENTRIES: usize = 5;
@@ -94,10 +91,11 @@ pub(crate) type RemoveCallback<S> = Box<dyn Fn(&Arc<S>, RemovalCause) + Send + S
 /// Without a removal callback nothing needs the sessions after the operation: they are marked
 /// not resumable as they are unlinked (under the guard, so without a reference of their own)
 /// and only a panic of that mark is carried here, to be resumed once the operation is complete.
-/// The `step`th bucket a sampled eviction reads for an insert of `hash`: the insert's own
-/// bucket, then one picked by the hash's upper half (independent of the bucket, which the low
-/// bits choose), then the ones after the insert's own, so that `buckets + 1` steps read every
-/// bucket. Indices are reduced modulo the bucket count by the table.
+/// The `step`th bucket a sampled eviction considers for an insert of `hash`: the insert's own
+/// bucket, one picked by the hash's upper half (independent of the bucket, which the low bits
+/// choose), then the ones after the insert's own: the fuller of the first two and `buckets - 1`
+/// steps after them read every bucket. Indices are reduced modulo the bucket count by the
+/// table.
 #[inline]
 fn sampled_bucket(hash: u64, step: usize) -> usize {
     match step {
@@ -391,14 +389,18 @@ impl<S: Session> Policy<S> {
     ///   each window as soon as it was read evicted a live session in a sparse table, after a
     ///   shrink, while the expired entries that would have paid sat in the next window.)
     ///
-    /// And one keeps the table balanced: **the fullest bucket read pays** (its soonest-expiring
-    /// entry is the victim). Keys land in buckets uniformly, so if victims were drawn whatever
-    /// their bucket's load, each bucket's load would wander at random, with nothing pulling it
-    /// back: after some millions of evicting adds, buckets of 0 and of 50 entries side by side
-    /// (longer lookups, wider blocks, a rebuild that copies 50 slots). Taking from the fuller
-    /// of two independent buckets pulls every load back to the mean (the "power of two
-    /// choices"); two *neighbouring* buckets would only even out neighbours, and the loads of
-    /// whole stretches of the table would still drift.
+    /// And one keeps the table balanced: **the fuller bucket pays.** Keys land in buckets
+    /// uniformly, so if victims were drawn whatever their bucket's load, each bucket's load
+    /// would wander at random, with nothing pulling it back: after some millions of evicting
+    /// adds, buckets of 0 and of 50 entries side by side (longer lookups, wider blocks, a
+    /// rebuild that copies 50 slots). Taking from the fuller of two independent buckets pulls
+    /// every load back to the mean (the "power of two choices"); two *neighbouring* buckets
+    /// would only even out neighbours, and the loads of whole stretches of the table would
+    /// still drift. Of the two, only the fuller is read: which one that is, the tag words say
+    /// (claimed slots, live and dead: a block's dead slots are a few claims since its last
+    /// rebuild, so they hardly blur the comparison; it balances the loads as well as counting
+    /// live entries did, for one bucket's slots read instead of two). Among the buckets read
+    /// after it, when it had too few entries, the one with the most live entries pays.
     ///
     /// `in_place`: the insert was not counted (it found the cache exactly full), so an eviction
     /// is not counted out either; when it cannot evict (no victim, or the cache is no longer
@@ -418,8 +420,9 @@ impl<S: Session> Policy<S> {
     ) {
         let buckets = self.table.bucket_count(guard);
         let exact = buckets <= EXACT_BUCKETS;
-        // Sampling reads the bucket the insert just wrote (its lines are in cache) and one
-        // chosen by other bits of the same hash, then the neighbours of each in turn.
+        // Sampling starts from the bucket the insert just wrote (its lines are in cache) or one
+        // chosen by other bits of the same hash, whichever is fuller, then reads the buckets
+        // after the insert's own.
         let mut step = 0;
         let over = |len: usize| {
             if in_place {
@@ -434,14 +437,21 @@ impl<S: Session> Policy<S> {
             let mut victim_load = 0;
             let mut candidates = 0;
             let mut looked = 0;
-            // A sampled eviction reads one bucket twice before it has read them all.
+            // A sampled eviction may read one bucket twice before it has read them all.
             let all = if exact { buckets } else { buckets + 1 };
-            while looked < all
-                && owed > 0
-                && (exact || candidates < SAMPLE_ENTRIES || looked < SAMPLE_BUCKETS)
-            {
+            while looked < all && owed > 0 && (exact || candidates < SAMPLE_ENTRIES) {
                 let (start, window) = if exact {
                     (0, buckets)
+                } else if step == 0 {
+                    // The fuller of the two by their tag words; no slot of the other is read.
+                    step = 2;
+                    let own = sampled_bucket(fresh.hash(), 0);
+                    let other = sampled_bucket(fresh.hash(), 1);
+                    let (a, b) = (
+                        self.table.tagged_in_bucket(own, guard),
+                        self.table.tagged_in_bucket(other, guard),
+                    );
+                    (if b > a { other } else { own }, 1)
                 } else {
                     step += 1;
                     (sampled_bucket(fresh.hash(), step - 1), 1)

@@ -128,6 +128,15 @@ impl Group {
             & HIGH
     }
 
+    /// Slots of this group whose tag is written: the claimed ones but those claimed a moment
+    /// ago (their claimer writes the tag just after the claim).
+    #[inline]
+    pub(crate) fn tagged(&self) -> usize {
+        // Relaxed: see `candidates`; a count for a heuristic.
+        let tags = self.tags.load(Ordering::Relaxed);
+        GROUP - (zero_bytes(tags) & LANES & HIGH).count_ones() as usize
+    }
+
     /// The tag written for slot `lane`, or 0.
     #[inline]
     pub(crate) fn tag(&self, lane: usize) -> u8 {

@@ -93,7 +93,8 @@ use crate::loom::Pair;
 use crate::reclaim::{Atomic, Guard, Owned, Pinned, Pointer, Reclaimer, Retired, Shared};
 
 use self::block::{
-    block_with, pointer, state, tag_of, Block, SlotRef, Slots, State, DEAD, FROZEN, GROUP, TAG_BITS,
+    block_with, pointer, state, tag_of, Block, Group, SlotRef, Slots, State, DEAD, FROZEN, GROUP,
+    TAG_BITS,
 };
 
 /// Slots in a fresh block: one group. Loom models use 2, so that a few inserts already force a
@@ -791,6 +792,25 @@ impl<T: Keyed> RawTable<T> {
                 (live, width)
             })
             .collect()
+    }
+
+    /// Slots claimed in bucket `index` of the root (its children, if it moved), as the tag
+    /// words tell: live and dead ones, less any claimed a moment ago. Reads no slot.
+    pub(crate) fn tagged_in_bucket(&self, index: usize, guard: &Guard) -> usize {
+        let root = self.root(guard);
+        Self::tagged(root, index & root.mask, guard)
+    }
+
+    fn tagged(table: &Table, index: usize, guard: &Guard) -> usize {
+        let word = table.buckets[index].load(Acquire, guard);
+        if word.tag() & MOVED != 0 {
+            // SAFETY: a table with a `MOVED` bucket has a next table, retired only after it.
+            let next = unsafe { table.next.load(Acquire, guard).deref() };
+            return Self::tagged(next, index, guard)
+                + Self::tagged(next, index + table.buckets.len(), guard);
+        }
+        // SAFETY: loaded under `guard`.
+        unsafe { word.with_tag(0).as_ref() }.map_or(0, |b| b.groups().map(Group::tagged).sum())
     }
 
     fn walk<'g>(
