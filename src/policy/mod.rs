@@ -86,14 +86,9 @@ struct LiveSettings {
 /// The removal callback.
 pub(crate) type RemoveCallback<S> = Box<dyn Fn(&Arc<S>, RemovalCause) + Send + Sync>;
 
-/// Entries that left the cache during one operation, delivered after it.
-///
-/// Without a removal callback nothing needs the sessions after the operation: they are marked
-/// not resumable as they are unlinked (under the guard, so without a reference of their own)
-/// and only a panic of that mark is carried here, to be resumed once the operation is complete.
 /// The `step`th bucket a sampled eviction considers for an insert of `hash`: the insert's own
 /// bucket, one picked by the hash's upper half (independent of the bucket, which the low bits
-/// choose), then the ones after the insert's own: the fuller of the first two and `buckets - 1`
+/// choose), then the ones after the insert's own: the fuller of the first two and the `buckets`
 /// steps after them read every bucket. Indices are reduced modulo the bucket count by the
 /// table.
 #[inline]
@@ -105,6 +100,11 @@ fn sampled_bucket(hash: u64, step: usize) -> usize {
     }
 }
 
+/// Entries that left the cache during one operation, delivered after it.
+///
+/// Without a removal callback nothing needs the sessions after the operation: they are marked
+/// not resumable as they are unlinked (under the guard, so without a reference of their own)
+/// and only a panic of that mark is carried here, to be resumed once the operation is complete.
 struct Removed<S> {
     list: smallvec::SmallVec<[(Arc<S>, RemovalCause); 2]>,
     panic: Option<Box<dyn std::any::Any + Send>>,

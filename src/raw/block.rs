@@ -9,8 +9,6 @@
 use core::alloc::Layout;
 use core::mem::MaybeUninit;
 
-extern crate alloc;
-
 use crate::loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::{AtomicPair, Pair};
 use crate::reclaim::{Owned, Pointable};
@@ -229,9 +227,9 @@ impl Pointable for Block {
         }
         let layout = Block::layout(groups);
         // SAFETY: `layout` has a non-zero size (at least one group).
-        let first = unsafe { alloc::alloc::alloc(layout) }.cast::<Group>();
+        let first = unsafe { std::alloc::alloc(layout) }.cast::<Group>();
         if first.is_null() {
-            alloc::alloc::handle_alloc_error(layout);
+            std::alloc::handle_alloc_error(layout);
         }
         // SAFETY: `first` is a fresh allocation of at least one group, owned here.
         unsafe { core::ptr::addr_of_mut!((*first).groups).write(groups) };
@@ -266,7 +264,7 @@ impl Pointable for Block {
             if pool::keep(ptr as *mut Group, groups) {
                 return;
             }
-            alloc::alloc::dealloc(ptr as *mut u8, Block::layout(groups));
+            std::alloc::dealloc(ptr as *mut u8, Block::layout(groups));
         }
     }
 }
@@ -298,13 +296,11 @@ mod pool {
             for (i, list) in self.free.iter_mut().enumerate() {
                 for first in list.drain(..) {
                     // SAFETY: pooled blocks are allocations of `i + 1` groups, owned by the pool.
-                    unsafe { alloc::alloc::dealloc(first.cast(), Block::layout(i + 1)) };
+                    unsafe { std::alloc::dealloc(first.cast(), Block::layout(i + 1)) };
                 }
             }
         }
     }
-
-    extern crate alloc;
 
     // std's `thread_local!` directly: this module is not built for loom.
     std::thread_local! {

@@ -784,11 +784,11 @@ impl<T: Keyed> RawTable<T> {
         let root = self.root(guard);
         (0..root.buckets.len())
             .map(|i| {
-                let mut live = 0;
-                Self::walk(root, i, guard, &mut |_| live += 1);
-                let word = root.buckets[i].load(Acquire, guard);
-                // SAFETY: loaded under `guard`.
-                let width = unsafe { word.with_tag(0).as_ref() }.map_or(0, |b| b.width());
+                let (mut live, mut width) = (0, 0);
+                Self::each_block(root, i, guard, &mut |b| {
+                    Self::walk_block(b, &mut |_| live += 1);
+                    width += b.width();
+                });
                 (live, width)
             })
             .collect()
@@ -802,15 +802,34 @@ impl<T: Keyed> RawTable<T> {
     }
 
     fn tagged(table: &Table, index: usize, guard: &Guard) -> usize {
+        let mut tagged = 0;
+        Self::each_block(table, index, guard, &mut |b| {
+            tagged += b.groups().map(Group::tagged).sum::<usize>()
+        });
+        tagged
+    }
+
+    /// Calls `f` with the block of bucket `index` of `table`, or with the blocks of its
+    /// children if it moved (none if the bucket has no block yet).
+    #[inline]
+    fn each_block<'g>(
+        table: &'g Table,
+        index: usize,
+        guard: &'g Guard,
+        f: &mut impl FnMut(&'g Block),
+    ) {
         let word = table.buckets[index].load(Acquire, guard);
         if word.tag() & MOVED != 0 {
             // SAFETY: a table with a `MOVED` bucket has a next table, retired only after it.
             let next = unsafe { table.next.load(Acquire, guard).deref() };
-            return Self::tagged(next, index, guard)
-                + Self::tagged(next, index + table.buckets.len(), guard);
+            Self::each_block(next, index, guard, f);
+            Self::each_block(next, index + table.buckets.len(), guard, f);
+            return;
         }
-        // SAFETY: loaded under `guard`.
-        unsafe { word.with_tag(0).as_ref() }.map_or(0, |b| b.groups().map(Group::tagged).sum())
+        // SAFETY: loaded under `guard`; blocks are freed only by deferred reclamation.
+        if let Some(b) = unsafe { word.with_tag(0).as_ref() } {
+            f(b);
+        }
     }
 
     fn walk<'g>(
@@ -819,18 +838,12 @@ impl<T: Keyed> RawTable<T> {
         guard: &'g Guard,
         f: &mut impl FnMut(Found<'g, T>),
     ) {
-        let word = table.buckets[index].load(Acquire, guard);
-        if word.tag() & MOVED != 0 {
-            // SAFETY: a table with a `MOVED` bucket has a next table, retired only after it.
-            let next = unsafe { table.next.load(Acquire, guard).deref() };
-            Self::walk(next, index, guard, f);
-            Self::walk(next, index + table.buckets.len(), guard, f);
-            return;
-        }
-        // SAFETY: loaded under `guard`.
-        let Some(b) = (unsafe { word.with_tag(0).as_ref() }) else {
-            return;
-        };
+        Self::each_block(table, index, guard, &mut |b| Self::walk_block(b, f));
+    }
+
+    /// The live slots of `b`, in order, up to its first empty one.
+    #[inline]
+    fn walk_block<'g>(b: &'g Block, f: &mut impl FnMut(Found<'g, T>)) {
         for group in b.groups() {
             for lane in 0..GROUP {
                 crate::work::slots(1);
