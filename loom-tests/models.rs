@@ -562,6 +562,43 @@ fn t2_eviction_loses_race_to_replace() {
     });
 }
 
+/// Capacity 1, full of `v`: an add of a new id (uncounted while it evicts in `v`'s place)
+/// races a remove of `v` and an add of a third id. The full add can find nothing to evict
+/// (`v` gone, the third id not yet linked) while the third add, counted after the remove, finds
+/// room and evicts nothing: the full add then counts itself in over capacity, and must look
+/// again and evict, not leave two entries in a cache of one.
+// mutant: count_in_blind: a full add that found no victim counts itself in without looking
+//   again at what that count says
+#[test]
+fn tc_full_add_that_finds_no_victim_looks_again() {
+    model("tc_full_add_that_finds_no_victim_looks_again", || {
+        let mut w = World::default();
+        let cache = Arc::new(w.cache(1));
+        cache.loom_count_in_place();
+        let v = w.sess(1, None);
+        let a = w.sess(2, None);
+        let b = w.sess(3, None);
+        assert!(cache.add(v.clone()));
+        let t2 = {
+            let (c, v, b) = (cache.clone(), v.clone(), b.clone());
+            thread::spawn(move || {
+                c.remove(&v);
+                c.try_add(b).unwrap()
+            })
+        };
+        assert_eq!(cache.try_add(a.clone()).unwrap(), Added::Inserted);
+        assert_eq!(t2.join().unwrap(), Added::Inserted);
+        assert_eq!(cache.len(), 1, "capacity 1, at rest");
+        assert!(!cache.contains(&[1]));
+        assert!(
+            cache.contains(&[2]) != cache.contains(&[3]),
+            "exactly one of the racing adds stays"
+        );
+        drop((v, a, b));
+        w.finish(unwrap(cache));
+    });
+}
+
 // ---- an add never evicts its own id ---------------------------------------------------------
 
 /// Two adds of one new id into a full cache: whichever inserts evicts, and it must spare the

@@ -71,6 +71,15 @@ impl<S: Session> SessionCache<S> {
         Builder::default().build()
     }
 
+    /// Loom builds only: an add into an exactly full cache stays uncounted while it evicts, as
+    /// in every other build (loom builds otherwise count it in and reserve the eviction, which
+    /// keeps the other models small).
+    #[cfg(session_cache_loom)]
+    #[doc(hidden)]
+    pub fn loom_count_in_place(&self) {
+        self.policy.count_in_place();
+    }
+
     /// A builder for other settings, a clock, and callbacks.
     ///
     /// ```

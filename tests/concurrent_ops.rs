@@ -248,3 +248,71 @@ fn racing_get_or_add_agree() {
     drop(cache);
     tracker.assert_all_released();
 }
+
+/// An add into a full cache racing a remove of the entry it would evict and another add:
+/// whichever way they interleave, the cache rests within its capacity. (An add that found the
+/// cache full and then nothing to evict counted itself in without looking again, while the
+/// racing add, which had found room, evicted nothing: two entries in a cache of one.)
+fn full_add_races_remove_and_add(rounds: u64) {
+    let tracker = Tracker::new();
+    let cache = Cache::builder().capacity(1).build();
+    let barrier = Barrier::new(2);
+    // The first round found over capacity (both threads stop there, neither left waiting).
+    let failed = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for t in 0..2u64 {
+            let (cache, barrier, tracker, failed) = (&cache, &barrier, &tracker, &failed);
+            scope.spawn(move || {
+                for round in 0..rounds {
+                    let victim = tracker.session(&id(3 * round));
+                    if t == 0 {
+                        cache.add(Arc::clone(&victim));
+                    }
+                    barrier.wait();
+                    if t == 0 {
+                        cache.add(tracker.session(&id(3 * round + 1)));
+                    } else {
+                        // Stagger the racing pair against the full add.
+                        for _ in 0..round % 97 {
+                            std::hint::spin_loop();
+                        }
+                        cache.remove(&victim);
+                        cache.add(tracker.session(&id(3 * round + 2)));
+                    }
+                    barrier.wait();
+                    if t == 0 {
+                        let held = (1..3)
+                            .filter(|k| cache.contains(&id(3 * round + k)))
+                            .count();
+                        if cache.len() > 1 || held > 1 {
+                            *failed.lock().unwrap() = Some((round, cache.len(), held));
+                        }
+                        cache.clear();
+                    }
+                    barrier.wait();
+                    if failed.lock().unwrap().is_some() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().unwrap();
+    assert!(
+        failed.is_none(),
+        "(round, len, racing adds cached) over a capacity of 1: {failed:?}"
+    );
+    drop(cache);
+    tracker.assert_all_released();
+}
+
+#[test]
+fn full_add_racing_remove_and_add_stays_within_capacity() {
+    full_add_races_remove_and_add(100_000);
+}
+
+#[test]
+#[ignore = "long: run with --ignored"]
+fn long_full_add_racing_remove_and_add_stays_within_capacity() {
+    full_add_races_remove_and_add(2_000_000);
+}

@@ -68,7 +68,7 @@ suite() {
   fi
 }
 
-suite graveyard 1 '::(t2|t3|tg)_'
+suite graveyard 1 '::(t2|t3|tg|tc)_'
 suite epoch 0 '::(t2|tg)_'
 
 # The mutants, each with the model that must catch it: the `// mutant: NAME[ (epoch)]: ...`

@@ -13,7 +13,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::loom::sync::atomic::{
     AtomicIsize, AtomicU64, AtomicUsize,
-    Ordering::{Acquire, Relaxed, Release},
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use crate::Stats;
 
@@ -88,6 +88,12 @@ pub(crate) struct Counters {
     /// Live entries, less the evictions reserved and not yet done. Briefly negative when a
     /// removal's decrement overtakes the insert's increment.
     live: CachePadded<AtomicIsize>,
+    /// Loom builds: whether an insert into an exactly full cache stays uncounted (as in every
+    /// other build) instead of counting in and reserving its eviction. Off by default (it
+    /// doubles the scheduling points of every insert); the models of the in-place path turn
+    /// it on. A std atomic: setting it is not part of any race a model explores.
+    #[cfg(session_cache_loom)]
+    in_place: std::sync::atomic::AtomicBool,
 }
 
 impl Counters {
@@ -105,7 +111,16 @@ impl Counters {
                 .map(|i| CachePadded::new(Stripe::new(i, i == owned)))
                 .collect(),
             live: CachePadded::new(AtomicIsize::new(0)),
+            #[cfg(session_cache_loom)]
+            in_place: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Loom builds: inserts into an exactly full cache stay uncounted from now on.
+    #[cfg(session_cache_loom)]
+    pub(crate) fn count_in_place(&self) {
+        self.in_place
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The stripe of the calling thread: its own, or the shared last one.
@@ -132,31 +147,40 @@ impl Counters {
 
     /// Counts an insert in, unless the cache holds exactly `capacity` entries (`capacity` not
     /// 0): then the count stays, and the inserting thread must evict one entry, whose place in
-    /// the count its own takes (or count itself in with [`add_live`](Self::add_live) if it
+    /// the count its own takes (or count itself in with [`count_in`](Self::count_in) if it
     /// cannot). Returns the count before, and whether the insert was counted. A full cache
     /// thus takes no write to the shared count on an evicting insert.
     #[inline]
     pub(crate) fn add_live_unless_full(&self, capacity: usize) -> (isize, bool) {
-        // Loom builds always count in (the insert then reserves its eviction as after a
-        // shrink): the load before the CAS doubled the scheduling points of every insert in the
-        // models, which check the counting rules through the reserving path. The fuzz and
-        // concurrent suites check this path's counts at rest.
+        // Loom builds count in (the insert then reserves its eviction as after a shrink)
+        // unless a model asks for this path: the load before the CAS doubled the scheduling
+        // points of every insert in the models, which check the counting rules through the
+        // reserving path. The in-place models, the fuzz and the concurrent suites check this
+        // path.
         #[cfg(session_cache_loom)]
-        return {
-            let _ = capacity;
-            (self.add_live(1), true)
-        };
-        #[cfg(not(session_cache_loom))]
+        if !self.in_place.load(std::sync::atomic::Ordering::SeqCst) {
+            return (self.count_in(), true);
+        }
         let full = capacity.min(isize::MAX as usize) as isize;
-        // Relaxed: as in `add_live`; the final CAS (or the load that finds the cache full)
-        // reads the latest count in its modification order.
-        #[cfg(not(session_cache_loom))]
-        match self.live.fetch_update(Relaxed, Relaxed, |n| {
+        // AcqRel on success, as in `count_in`; Relaxed on failure: the load that finds the
+        // cache full publishes nothing, and the eviction that follows reads the table itself.
+        match self.live.fetch_update(AcqRel, Relaxed, |n| {
             (capacity == 0 || n != full).then_some(n + 1)
         }) {
             Ok(before) => (before, true),
             Err(full) => (full, false),
         }
+    }
+
+    /// Counts an inserted entry in; returns the count before. An insert that finds the count
+    /// over its capacity evicts the excess, so it must then see the entries of the inserts it
+    /// counted after.
+    #[inline]
+    pub(crate) fn count_in(&self) -> isize {
+        // AcqRel: Release publishes this insert's entry (linked before it is counted) to the
+        // insert that counts after it, and Acquire, pairing with that Release, makes the
+        // entries counted before this one visible to the eviction that may follow.
+        self.live.fetch_add(1, AcqRel)
     }
 
     /// Takes one entry off the count if the cache is over `capacity`: the caller must then evict

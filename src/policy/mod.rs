@@ -24,6 +24,7 @@
 //! - **Callbacks** run after the operation has taken effect and its guard is dropped.
 
 mod counters;
+mod evict;
 mod invariants;
 #[cfg(all(test, not(session_cache_loom)))]
 mod tests;
@@ -38,7 +39,7 @@ use crate::loom::sync::atomic::{
     AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
-use crate::raw::{Found, Fresh, Insert, OnExisting, Order, RawTable};
+use crate::raw::{Found, Insert, OnExisting, Order, RawTable};
 use crate::reclaim::{Guard, Pinned};
 use crate::{AddError, Added, CacheMode, RemovalCause, Session, Stats};
 
@@ -85,20 +86,6 @@ struct LiveSettings {
 
 /// The removal callback.
 pub(crate) type RemoveCallback<S> = Box<dyn Fn(&Arc<S>, RemovalCause) + Send + Sync>;
-
-/// The `step`th bucket a sampled eviction considers for an insert of `hash`: the insert's own
-/// bucket, one picked by the hash's upper half (independent of the bucket, which the low bits
-/// choose), then the ones after the insert's own: the fuller of the first two and the `buckets`
-/// steps after them read every bucket. Indices are reduced modulo the bucket count by the
-/// table.
-#[inline]
-fn sampled_bucket(hash: u64, step: usize) -> usize {
-    match step {
-        0 => hash as usize,
-        1 => (hash >> 32) as usize,
-        _ => (hash as usize).wrapping_add(step - 1),
-    }
-}
 
 /// Entries that left the cache during one operation, delivered after it.
 ///
@@ -246,6 +233,12 @@ impl<S: Session> Policy<S> {
         CacheMode::from_bits_retain(self.settings.mode.swap(mode.bits(), Release))
     }
 
+    /// Loom builds: see `Counters::count_in_place`.
+    #[cfg(session_cache_loom)]
+    pub(crate) fn count_in_place(&self) {
+        self.counters.count_in_place();
+    }
+
     pub(crate) fn max_id_len(&self) -> usize {
         self.max_id_len
     }
@@ -373,168 +366,6 @@ impl<S: Session> Policy<S> {
         };
         self.deliver(removed);
         Ok((added, kept))
-    }
-
-    /// Evicts up to `owed` entries while the cache is over `capacity`, never one cached under
-    /// the key of `fresh`, the entry this insert made. An expired entry removed on the way pays for one eviction.
-    ///
-    /// Two rules keep an eviction from ever being needless:
-    /// - **An add never evicts its own id.** The entry under that key is the one this insert
-    ///   made, or a racing add's replacement of it; either way it is the session just added.
-    ///   (Sparing only the exact entry this insert made let a thread evict the replacement a
-    ///   racing add of the same id had just put there.)
-    /// - **A live entry is evicted only after a full sample was gathered.** Expired entries met
-    ///   while gathering pay first; a live victim is chosen from at least [`SAMPLE_ENTRIES`]
-    ///   candidates, or from the whole table when it holds fewer. (Evicting the best entry of
-    ///   each window as soon as it was read evicted a live session in a sparse table, after a
-    ///   shrink, while the expired entries that would have paid sat in the next window.)
-    ///
-    /// And one keeps the table balanced: **the fuller bucket pays.** Keys land in buckets
-    /// uniformly, so if victims were drawn whatever their bucket's load, each bucket's load
-    /// would wander at random, with nothing pulling it back: after some millions of evicting
-    /// adds, buckets of 0 and of 50 entries side by side (longer lookups, wider blocks, a
-    /// rebuild that copies 50 slots). Taking from the fuller of two independent buckets pulls
-    /// every load back to the mean (the "power of two choices"); two *neighbouring* buckets
-    /// would only even out neighbours, and the loads of whole stretches of the table would
-    /// still drift. Of the two, only the fuller is read: which one that is, the tag words say
-    /// (claimed slots, live and dead: a block's dead slots are a few claims since its last
-    /// rebuild, so they hardly blur the comparison; it balances the loads as well as counting
-    /// live entries did, for one bucket's slots read instead of two). Among the buckets read
-    /// after it, when it had too few entries, the one with the most live entries pays.
-    ///
-    /// `in_place`: the insert was not counted (it found the cache exactly full), so an eviction
-    /// is not counted out either; when it cannot evict (no victim, or the cache is no longer
-    /// full), it counts its own entry in instead.
-    #[allow(clippy::too_many_arguments)]
-    fn make_room<'g>(
-        &self,
-        stripe: &Stripe,
-        capacity: usize,
-        mut owed: usize,
-        in_place: bool,
-        fresh: &Fresh<'g, S>,
-        now: u64,
-        auto_clear: bool,
-        guard: &'g Guard,
-        removed: &mut Removed<S>,
-    ) {
-        let buckets = self.table.bucket_count(guard);
-        let exact = buckets <= EXACT_BUCKETS;
-        // Sampling starts from the bucket the insert just wrote (its lines are in cache) or one
-        // chosen by other bits of the same hash, whichever is fuller, then reads the buckets
-        // after the insert's own.
-        let mut step = 0;
-        let over = |len: usize| {
-            if in_place {
-                len >= capacity
-            } else {
-                len > capacity
-            }
-        };
-        while owed > 0 && over(self.counters.len()) {
-            let mut victim: Option<Found<'g, S>> = None;
-            // Live entries of the victim's bucket: in a sampled eviction the fullest bucket pays.
-            let mut victim_load = 0;
-            let mut candidates = 0;
-            let mut looked = 0;
-            // A sampled eviction may read one bucket twice before it has read them all.
-            let all = if exact { buckets } else { buckets + 1 };
-            while looked < all && owed > 0 && (exact || candidates < SAMPLE_ENTRIES) {
-                let (start, window) = if exact {
-                    (0, buckets)
-                } else if step == 0 {
-                    // The fuller of the two by their tag words; no slot of the other is read.
-                    step = 2;
-                    let own = sampled_bucket(fresh.hash(), 0);
-                    let other = sampled_bucket(fresh.hash(), 1);
-                    let (a, b) = (
-                        self.table.tagged_in_bucket(own, guard),
-                        self.table.tagged_in_bucket(other, guard),
-                    );
-                    (if b > a { other } else { own }, 1)
-                } else {
-                    step += 1;
-                    (sampled_bucket(fresh.hash(), step - 1), 1)
-                };
-                for b in 0..window {
-                    let mut best: Option<Found<'g, S>> = None;
-                    let mut load = 0;
-                    self.table
-                        .for_each_in_bucket(start.wrapping_add(b), guard, |found| {
-                            // Ranks are in the slots: judging a candidate reads no session.
-                            if auto_clear && now > found.rank() {
-                                if self.unlink(&found, RemovalCause::Expired, guard, removed) {
-                                    if in_place && owed > 0 {
-                                        // It paid for this insert and was counted out: count
-                                        // this insert in.
-                                        self.counters.add_live(1);
-                                    }
-                                    owed = owed.saturating_sub(1);
-                                }
-                                return;
-                            }
-                            load += 1;
-                            let sooner = best.as_ref().map_or(true, |v| found.goes_before(v));
-                            // The key comparison only for an entry that would become the victim.
-                            if sooner && !found.shares_key_with(fresh) {
-                                best = Some(found);
-                            }
-                        });
-                    candidates += load;
-                    let Some(best) = best else { continue };
-                    let better = match &victim {
-                        None => true,
-                        // Exact: the soonest of the whole table.
-                        Some(v) if exact => best.goes_before(v),
-                        // Sampled: the fullest bucket, then the soonest.
-                        Some(v) => {
-                            load > victim_load || (load == victim_load && best.goes_before(v))
-                        }
-                    };
-                    if better {
-                        victim = Some(best);
-                        victim_load = load;
-                    }
-                }
-                looked += window;
-            }
-            if owed == 0 {
-                break;
-            }
-            // Nothing but this add's own id is left (or other threads evicted the rest).
-            let Some(victim) = victim else {
-                break;
-            };
-            // (Only the cheap half of the rule: a key that changes while cached may read
-            // differently here than when the victim was chosen.)
-            debug_assert!(!victim.is(fresh), "an add evicting its own session");
-            debug_assert!(
-                exact || candidates >= SAMPLE_ENTRIES || looked >= all,
-                "a live entry evicted from an incomplete sample"
-            );
-            // Reserve the eviction on the live count first, so that racing inserts together
-            // evict exactly the excess (not one each for every insert they can see). An
-            // in-place insert reserved it by not counting itself in.
-            if !in_place && !self.counters.reserve_eviction(capacity) {
-                break;
-            }
-            if self.take_out(&victim, RemovalCause::Evicted, guard, removed) {
-                stripe.bump(&stripe.cache_full);
-                owed -= 1;
-            } else if !in_place {
-                // Lost a race: the victim was replaced or removed after we chose it. Give the
-                // reservation back and look again: the table changed, and there may still be too
-                // many entries. (Giving up here let a cache rest above its capacity: the fuzz
-                // regression concurrent/len-over-capacity-at-rest.) Each lost race is another
-                // thread's completed write, so this stays lock-free.
-                self.counters.add_live(1);
-            }
-        }
-        if in_place && owed > 0 {
-            // Nothing was evicted in its place (no victim, or the cache is no longer full):
-            // this insert counts itself in after all.
-            self.counters.add_live(1);
-        }
     }
 
     /// Removes the expired entries of the next bucket at the hand.
