@@ -314,5 +314,5 @@ fn full_add_racing_remove_and_add_stays_within_capacity() {
 #[test]
 #[ignore = "long: run with --ignored"]
 fn long_full_add_racing_remove_and_add_stays_within_capacity() {
-    full_add_races_remove_and_add(2_000_000);
+    full_add_races_remove_and_add(1_000_000);
 }

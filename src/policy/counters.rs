@@ -161,7 +161,7 @@ impl Counters {
         if !self.in_place.load(std::sync::atomic::Ordering::SeqCst) {
             return (self.count_in(), true);
         }
-        let full = capacity.min(isize::MAX as usize) as isize;
+        let full = as_count(capacity);
         // AcqRel on success, as in `count_in`; Relaxed on failure: the load that finds the
         // cache full publishes nothing, and the eviction that follows reads the table itself.
         match self.live.fetch_update(AcqRel, Relaxed, |n| {
@@ -301,4 +301,17 @@ fn first_slot() -> usize {
 #[cfg(session_cache_loom)]
 fn thread_slot() -> usize {
     usize::MAX
+}
+
+/// `capacity` as a value of the live count (which no real cache reaches `isize::MAX` of).
+#[inline]
+fn as_count(capacity: usize) -> isize {
+    capacity.min(isize::MAX as usize) as isize
+}
+
+/// How far a live count of `count` is over `capacity`: the entries the insert that made it so
+/// has to evict.
+#[inline]
+pub(crate) fn excess_over(count: isize, capacity: usize) -> usize {
+    count.saturating_sub(as_count(capacity)).max(0) as usize
 }

@@ -1,7 +1,7 @@
 //! Eviction: which entries an insert into a full cache removes, and how the live count settles
 //! when that insert races other writers.
 
-use super::counters::Stripe;
+use super::counters::{excess_over, Stripe};
 use super::{Policy, Removed, EXACT_BUCKETS, SAMPLE_ENTRIES};
 use crate::raw::{Found, Fresh};
 use crate::reclaim::Guard;
@@ -33,11 +33,18 @@ struct Eviction<'a, 'g, S> {
     owed: usize,
     /// The insert is not counted in the live count: see [`Policy::make_room`].
     in_place: bool,
-    /// The whole table is the sample.
-    exact: bool,
+    /// The table's bucket count when the eviction began.
     buckets: usize,
     /// The next [`sampled_bucket`] step (0: none read yet).
     step: usize,
+}
+
+impl<S> Eviction<'_, '_, S> {
+    /// The whole table is the sample.
+    #[inline]
+    fn exact(&self) -> bool {
+        self.buckets <= EXACT_BUCKETS
+    }
 }
 
 impl<S: Session> Policy<S> {
@@ -97,7 +104,6 @@ impl<S: Session> Policy<S> {
             auto_clear,
             owed,
             in_place,
-            exact: buckets <= EXACT_BUCKETS,
             buckets,
             step: 0,
         };
@@ -131,14 +137,13 @@ impl<S: Session> Policy<S> {
             }
             // Nothing was evicted in its place: count in, and evict what that puts over.
             ev.in_place = false;
-            let after = self.counters.count_in() + 1;
+            let excess = excess_over(self.counters.count_in() + 1, capacity);
             #[cfg(session_cache_mutant = "count_in_blind")]
             return;
-            let excess = after.saturating_sub(capacity.min(isize::MAX as usize) as isize);
-            if excess <= 0 {
+            if excess == 0 {
                 return;
             }
-            ev.owed = ev.owed.min(excess as usize);
+            ev.owed = ev.owed.min(excess);
         }
     }
 
@@ -163,11 +168,12 @@ impl<S: Session> Policy<S> {
         let mut candidates = 0;
         let mut looked = 0;
         // A sampled eviction may read one bucket twice before it has read them all.
-        let all = if ev.exact { ev.buckets } else { ev.buckets + 1 };
+        let exact = ev.exact();
+        let all = if exact { ev.buckets } else { ev.buckets + 1 };
         let (fresh, guard, now, auto_clear) = (ev.fresh, ev.guard, ev.now, ev.auto_clear);
         let hash = fresh.hash();
-        while looked < all && ev.owed > 0 && (ev.exact || candidates < SAMPLE_ENTRIES) {
-            let (start, window) = if ev.exact {
+        while looked < all && ev.owed > 0 && (exact || candidates < SAMPLE_ENTRIES) {
+            let (start, window) = if exact {
                 (0, ev.buckets)
             } else if ev.step == 0 {
                 // The fuller of the two by their tag words; no slot of the other is read.
@@ -205,7 +211,7 @@ impl<S: Session> Policy<S> {
                 let better = match &victim {
                     None => true,
                     // Exact: the soonest of the whole table.
-                    Some(v) if ev.exact => best.goes_before(v),
+                    Some(v) if exact => best.goes_before(v),
                     // Sampled: the fullest bucket, then the soonest.
                     Some(v) => load > victim_load || (load == victim_load && best.goes_before(v)),
                 };
@@ -224,7 +230,7 @@ impl<S: Session> Policy<S> {
         // differently here than when the victim was chosen.)
         debug_assert!(!victim.is(fresh), "an add evicting its own session");
         debug_assert!(
-            ev.exact || candidates >= SAMPLE_ENTRIES || looked >= all,
+            exact || candidates >= SAMPLE_ENTRIES || looked >= all,
             "a live entry evicted from an incomplete sample"
         );
         Some(victim)

@@ -33,7 +33,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use self::counters::{Counters, Stripe};
+use self::counters::{excess_over, Counters, Stripe};
 use crate::clock::{duration_to_nanos, TimeSource};
 use crate::loom::sync::atomic::{
     AtomicU32, AtomicU64, AtomicUsize,
@@ -319,7 +319,7 @@ impl<S: Session> Policy<S> {
                     // shrink. Racing inserts each evict their own excess and no more, so the
                     // last insert's entry survives as it would in some sequential order.
                     let owed = if counted {
-                        (before + 1).saturating_sub(capacity.min(isize::MAX as usize) as isize)
+                        excess_over(before + 1, capacity)
                     } else {
                         1
                     };
@@ -327,7 +327,7 @@ impl<S: Session> Policy<S> {
                         self.make_room(
                             stripe,
                             capacity,
-                            owed as usize,
+                            owed,
                             !counted,
                             &fresh,
                             now,
