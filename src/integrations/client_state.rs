@@ -58,6 +58,15 @@ pub struct TicketRing<T> {
     retired: AtomicBool,
 }
 
+impl<T> core::fmt::Debug for TicketRing<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("TicketRing")
+            .field("slots", &self.slots.len())
+            .field("retired", &self.is_retired())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> TicketRing<T> {
     /// A ring of `len` empty slots (0: it keeps nothing).
     pub fn new(len: usize) -> Self {
@@ -73,11 +82,16 @@ impl<T> TicketRing<T> {
         self.slots.len()
     }
 
+    /// Whether the ring has no slots (it keeps nothing).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
     /// Stores `value`; returns the value it displaced (the oldest one when the ring is full), or
     /// `value` itself when the ring keeps nothing (no slots, or retired). A value stored while
     /// the ring is being retired is dropped by the retirement or by this call.
     pub fn insert(&self, value: T) -> Option<T> {
-        if self.slots.is_empty() || self.is_retired() {
+        if self.is_empty() || self.is_retired() {
             return Some(value);
         }
         // Relaxed: the counter only spreads inserts over slots; the slot swap publishes the value.

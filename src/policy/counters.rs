@@ -13,8 +13,11 @@ use crossbeam_utils::CachePadded;
 
 use crate::loom::sync::atomic::{
     AtomicIsize, AtomicU64, AtomicUsize,
-    Ordering::{AcqRel, Acquire, Relaxed, Release},
+    Ordering::{AcqRel, Relaxed},
 };
+// The thread slots' orderings (loom builds have one shared stripe and no slots).
+#[cfg(not(session_cache_loom))]
+use crate::loom::sync::atomic::Ordering::{Acquire, Release};
 use crate::Stats;
 
 /// One thread slot's counters.
@@ -222,6 +225,7 @@ impl Counters {
 }
 
 /// Thread slots the process hands out (bits of [`SLOTS`]); threads beyond them share a stripe.
+#[cfg(not(session_cache_loom))]
 const MAX_SLOTS: usize = 256;
 
 /// Which thread slots are held: bit `i` of word `i / 64`.

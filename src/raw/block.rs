@@ -160,7 +160,7 @@ impl Group {
     }
 
     /// Overwrites a tag, breaking the tag rule on purpose (the checker's own tests).
-    #[cfg(test)]
+    #[cfg(all(test, not(session_cache_loom)))]
     pub(crate) fn force_tag(&self, lane: usize, tag: u8) {
         // Relaxed: single-threaded test.
         let tags = self.tags.load(Ordering::Relaxed) & !(0xff << (8 * lane));

@@ -36,6 +36,17 @@ unsafe impl<B: Send> Send for Inbox<B> {}
 // SAFETY: as `Send`: every access to a node goes through the head word's atomics.
 unsafe impl<B: Send> Sync for Inbox<B> {}
 
+impl<B> core::fmt::Debug for Inbox<B> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Relaxed: a snapshot for display; it synchronises with nothing.
+        let head = self.head.load(Relaxed);
+        f.debug_struct("Inbox")
+            .field("closed", &(head & CLOSED != 0))
+            .field("empty", &(head & !CLOSED == 0))
+            .finish()
+    }
+}
+
 impl<B> Default for Inbox<B> {
     fn default() -> Self {
         Self::new()
