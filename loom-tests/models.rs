@@ -380,9 +380,14 @@ fn eviction_vs_replace(check_len: bool) {
 // ---- 7. an add or remove racing a bucket rebuild --------------------------------------------
 
 /// Block [k1, k2 DEAD]: the next new id finds no free slot and rebuilds the bucket.
-fn rebuild_race(third: bool) {
+/// `shipped`: the rebuild freezes as the non-loom builds do (dead slots skipped, each other
+/// slot a CAS from the value loaded just before).
+fn rebuild_race(third: bool, shipped: bool) {
     let mut w = World::default();
     let cache = Arc::new(w.cache(4));
+    if shipped {
+        cache.loom_freeze_as_shipped();
+    }
     let k1 = w.sess(1, None);
     let k2 = w.sess(2, None);
     let k3 = w.sess(3, None);
@@ -419,13 +424,24 @@ fn rebuild_race(third: bool) {
 //   completed in the old block is undone in the new one
 #[test]
 fn t2_add_and_remove_racing_a_rebuild() {
-    model("t2_add_and_remove_racing_a_rebuild", || rebuild_race(false));
+    model("t2_add_and_remove_racing_a_rebuild", || {
+        rebuild_race(false, false)
+    });
+}
+
+// mutant: freeze_trusts_stale_load: when the freezing CAS fails, the rebuild keeps the value it
+//   loaded before it, so a remove that completed in between is undone in the new block
+#[test]
+fn t2_add_and_remove_racing_a_shipped_freeze() {
+    model("t2_add_and_remove_racing_a_shipped_freeze", || {
+        rebuild_race(false, true)
+    });
 }
 
 #[test]
 fn t3_two_adds_and_a_remove_racing_a_rebuild() {
     model("t3_two_adds_and_a_remove_racing_a_rebuild", || {
-        rebuild_race(true)
+        rebuild_race(true, false)
     });
 }
 

@@ -80,6 +80,15 @@ impl<S: Session> SessionCache<S> {
         self.policy.count_in_place();
     }
 
+    /// Loom builds only: rebuilds freeze a block as in every other build (skipping its dead
+    /// slots, each other slot with a CAS from the value just loaded; loom builds otherwise
+    /// freeze every slot with one RMW, which keeps the larger rebuild models small).
+    #[cfg(session_cache_loom)]
+    #[doc(hidden)]
+    pub fn loom_freeze_as_shipped(&self) {
+        self.policy.freeze_as_shipped();
+    }
+
     /// A builder for other settings, a clock, and callbacks.
     ///
     /// ```

@@ -239,6 +239,12 @@ impl<S: Session> Policy<S> {
         self.counters.count_in_place();
     }
 
+    /// Loom builds: see `RawTable::freeze_as_shipped`.
+    #[cfg(session_cache_loom)]
+    pub(crate) fn freeze_as_shipped(&self) {
+        self.table.freeze_as_shipped();
+    }
+
     pub(crate) fn max_id_len(&self) -> usize {
         self.max_id_len
     }

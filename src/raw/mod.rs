@@ -334,6 +334,9 @@ pub(crate) struct RawTable<T> {
     root: Atomic<Table>,
     hasher: ahash::RandomState,
     reclaim: Reclaimer,
+    /// Loom builds: rebuilds freeze a block as the other builds do (see [`RawTable::freeze`]).
+    #[cfg(session_cache_loom)]
+    freeze_as_shipped: std::sync::atomic::AtomicBool,
     _owns: PhantomData<Arc<T>>,
 }
 
@@ -371,6 +374,8 @@ impl<T: Keyed> RawTable<T> {
             root: Atomic::new(Table::new(n)),
             hasher,
             reclaim: Reclaimer::new(),
+            #[cfg(session_cache_loom)]
+            freeze_as_shipped: std::sync::atomic::AtomicBool::new(false),
             _owns: PhantomData,
         }
     }
@@ -864,30 +869,49 @@ impl<T: Keyed> RawTable<T> {
         }
     }
 
-    /// Freezes every slot of `b` (empty ones too) and returns its live slots: after this no
-    /// CAS on the block can succeed, so every helper that reads it gathers the same live set.
-    fn freeze(b: &Block) -> Live {
+    /// Whether rebuilds freeze as the non-loom builds do: skipping dead slots, each other slot
+    /// with a CAS from the value just loaded. Loom builds freeze every slot with one RMW unless
+    /// a model asks for this (the load per slot multiplies the interleavings of the larger
+    /// rebuild models; the shipped freeze has models of its own).
+    #[inline(always)]
+    fn freezes_as_shipped(&self) -> bool {
+        #[cfg(not(session_cache_loom))]
+        return true;
+        #[cfg(session_cache_loom)]
+        return self
+            .freeze_as_shipped
+            .load(std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Loom builds: rebuilds of this table freeze as the other builds do from now on.
+    #[cfg(session_cache_loom)]
+    pub(crate) fn freeze_as_shipped(&self) {
+        self.freeze_as_shipped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Freezes every slot of `b` but the dead ones (final already) and returns its live slots:
+    /// after this no CAS on the block can succeed, so every helper that reads it gathers the
+    /// same live set.
+    fn freeze(&self, b: &Block) -> Live {
         // Mutant (loom-tests/README.md): gather the live set from loads made before the freeze.
         #[cfg(session_cache_mutant = "copy_unfrozen")]
         let before: Vec<Pair> = b.slots().map(|s| s.pair().load(Acquire)).collect();
         let mut live = Live::new();
         #[allow(clippy::unused_enumerate_index)]
         for (_i, slot) in b.slots().enumerate() {
-            // A dead slot is final (no CAS expects `DEAD`: claims expect an empty slot, kills
-            // and replacements a live pair), so it needs no freezing: a 16-byte CAS saved for
-            // each removed entry of the block.
-            // (Not in loom builds: the extra load per slot multiplied the rebuild models'
-            // interleavings, and freezing a dead slot is harmless.)
-            #[cfg(not(any(session_cache_mutant = "no_freeze", session_cache_loom)))]
-            let pair = {
+            #[cfg(not(session_cache_mutant = "no_freeze"))]
+            let pair = if self.freezes_as_shipped() {
+                // A dead slot is final (no CAS expects `DEAD`: claims expect an empty slot,
+                // kills and replacements a live pair), so it needs no freezing: a 16-byte CAS
+                // saved for each removed entry of the block.
                 let current = slot.pair().load(Acquire);
                 if state(current.word) == State::Dead {
                     continue;
                 }
-                // The RMW below, as one CAS from the value just read: `fetch_or` on a 16-byte
+                // The freezing RMW as one CAS from the value just read: `fetch_or` on a 16-byte
                 // word is itself a load and a CAS loop, so this saves a load per slot. A slot
-                // written since is frozen by the RMW itself. (Loom builds keep the plain RMW:
-                // its models check the freeze, and this is the same RMW.)
+                // written since is frozen by the RMW itself.
                 let frozen = Pair {
                     word: current.word | FROZEN,
                     ..current
@@ -897,11 +921,18 @@ impl<T: Keyed> RawTable<T> {
                     .compare_exchange(current, frozen, AcqRel, Acquire)
                 {
                     Ok(before) => before,
+                    // Mutant (loom-tests/README.md): trust the load when the CAS fails, so a
+                    // slot written between the two is copied as it was before.
+                    #[cfg(session_cache_mutant = "freeze_trusts_stale_load")]
+                    Err(_) => current,
+                    #[cfg(not(session_cache_mutant = "freeze_trusts_stale_load"))]
                     Err(_) => slot.pair().fetch_or_word(FROZEN, AcqRel),
                 }
+            } else {
+                // Every slot with one RMW, dead ones too (loom models by default: see
+                // `freezes_as_shipped`).
+                slot.pair().fetch_or_word(FROZEN, AcqRel)
             };
-            #[cfg(all(session_cache_loom, not(session_cache_mutant = "no_freeze")))]
-            let pair = slot.pair().fetch_or_word(FROZEN, AcqRel);
             #[cfg(session_cache_mutant = "no_freeze")]
             let pair = slot.pair().load(Acquire);
             #[cfg(session_cache_mutant = "copy_unfrozen")]
@@ -951,7 +982,7 @@ impl<T: Keyed> RawTable<T> {
             return;
         }
         let Some(b) = spot.block() else { return };
-        let live = Self::freeze(b);
+        let live = self.freeze(b);
         // Never null: a bucket that had a block keeps one (module docs, point 6).
         let fresh = self.block_of(&live).into_shared(guard);
         match spot
@@ -1033,7 +1064,7 @@ impl<T: Keyed> RawTable<T> {
         let n = table.buckets.len();
         // SAFETY: loaded under `guard`.
         let old = unsafe { word.with_tag(0).as_ref() };
-        let live = old.map(Self::freeze).unwrap_or_default();
+        let live = old.map(|b| self.freeze(b)).unwrap_or_default();
         let low = self.install_child(&next.buckets[i], guard, || {
             live.iter()
                 .copied()
