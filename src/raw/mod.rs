@@ -890,9 +890,10 @@ impl<T: Keyed> RawTable<T> {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Freezes every slot of `b` but the dead ones (final already) and returns its live slots:
-    /// after this no CAS on the block can succeed, so every helper that reads it gathers the
-    /// same live set.
+    /// Freezes every slot of `b` but the dead ones (final already; loom builds freeze those
+    /// too, unless [`freezes_as_shipped`](Self::freezes_as_shipped)) and returns its live
+    /// slots: after this no CAS on the block can succeed, so every helper that reads it gathers
+    /// the same live set.
     fn freeze(&self, b: &Block) -> Live {
         // Mutant (loom-tests/README.md): gather the live set from loads made before the freeze.
         #[cfg(session_cache_mutant = "copy_unfrozen")]
