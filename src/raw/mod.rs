@@ -892,67 +892,72 @@ impl<T: Keyed> RawTable<T> {
 
     /// Freezes every slot of `b` but the dead ones (final already; loom builds freeze those
     /// too, unless [`freezes_as_shipped`](Self::freezes_as_shipped)) and returns its live
-    /// slots: after this no CAS on the block can succeed, so every helper that reads it gathers
-    /// the same live set.
-    fn freeze(&self, b: &Block) -> Live {
+    /// slots, in `live` (empty on entry): after this no CAS on the block can succeed, so every
+    /// helper that reads it gathers the same live set. (An out-parameter: returned by value, the
+    /// 400-byte set was copied once more on every rebuild.)
+    fn freeze(&self, b: &Block, live: &mut Live) {
         // Mutant (loom-tests/README.md): gather the live set from loads made before the freeze.
         #[cfg(session_cache_mutant = "copy_unfrozen")]
         let before: Vec<Pair> = b.slots().map(|s| s.pair().load(Acquire)).collect();
-        let mut live = Live::new();
+        debug_assert!(live.is_empty(), "a live set gathered twice");
+        // Groups, then lanes: a flattened iterator over the slots cost a few branches per slot.
+        // (The group's index is read by a mutant only.)
         #[allow(clippy::unused_enumerate_index)]
-        for (_i, slot) in b.slots().enumerate() {
-            #[cfg(not(session_cache_mutant = "no_freeze"))]
-            let pair = if self.freezes_as_shipped() {
-                // A dead slot is final (no CAS expects `DEAD`: claims expect an empty slot,
-                // kills and replacements a live pair), so it needs no freezing: a 16-byte CAS
-                // saved for each removed entry of the block.
-                let current = slot.pair().load(Acquire);
-                if state(current.word) == State::Dead {
-                    continue;
-                }
-                // The freezing RMW as one CAS from the value just read: `fetch_or` on a 16-byte
-                // word is itself a load and a CAS loop, so this saves a load per slot. A slot
-                // written since is frozen by the RMW itself.
-                let frozen = Pair {
-                    word: current.word | FROZEN,
-                    ..current
+        for (_g, group) in b.groups().enumerate() {
+            for lane in 0..GROUP {
+                let slot = SlotRef { group, lane };
+                #[cfg(not(session_cache_mutant = "no_freeze"))]
+                let pair = if self.freezes_as_shipped() {
+                    // A dead slot is final (no CAS expects `DEAD`: claims expect an empty slot,
+                    // kills and replacements a live pair), so it needs no freezing: a 16-byte CAS
+                    // saved for each removed entry of the block.
+                    let current = slot.pair().load(Acquire);
+                    if state(current.word) == State::Dead {
+                        continue;
+                    }
+                    // The freezing RMW as one CAS from the value just read: `fetch_or` on a 16-byte
+                    // word is itself a load and a CAS loop, so this saves a load per slot. A slot
+                    // written since is frozen by the RMW itself.
+                    let frozen = Pair {
+                        word: current.word | FROZEN,
+                        ..current
+                    };
+                    match slot
+                        .pair()
+                        .compare_exchange(current, frozen, AcqRel, Acquire)
+                    {
+                        Ok(before) => before,
+                        // Mutant (loom-tests/README.md): trust the load when the CAS fails, so a
+                        // slot written between the two is copied as it was before.
+                        #[cfg(session_cache_mutant = "freeze_trusts_stale_load")]
+                        Err(_) => current,
+                        #[cfg(not(session_cache_mutant = "freeze_trusts_stale_load"))]
+                        Err(_) => slot.pair().fetch_or_word(FROZEN, AcqRel),
+                    }
+                } else {
+                    // Every slot with one RMW, dead ones too (loom models by default: see
+                    // `freezes_as_shipped`).
+                    slot.pair().fetch_or_word(FROZEN, AcqRel)
                 };
-                match slot
-                    .pair()
-                    .compare_exchange(current, frozen, AcqRel, Acquire)
-                {
-                    Ok(before) => before,
-                    // Mutant (loom-tests/README.md): trust the load when the CAS fails, so a
-                    // slot written between the two is copied as it was before.
-                    #[cfg(session_cache_mutant = "freeze_trusts_stale_load")]
-                    Err(_) => current,
-                    #[cfg(not(session_cache_mutant = "freeze_trusts_stale_load"))]
-                    Err(_) => slot.pair().fetch_or_word(FROZEN, AcqRel),
+                #[cfg(session_cache_mutant = "no_freeze")]
+                let pair = slot.pair().load(Acquire);
+                #[cfg(session_cache_mutant = "copy_unfrozen")]
+                let pair = {
+                    let _ = pair;
+                    before[_g * GROUP + lane]
+                };
+                if state(pair.word) == State::Live {
+                    live.push(Moving {
+                        pair: Pair {
+                            word: pair.word & !FROZEN,
+                            ..pair
+                        },
+                        tag: slot.tag(),
+                        seq: slot.seq(),
+                    });
                 }
-            } else {
-                // Every slot with one RMW, dead ones too (loom models by default: see
-                // `freezes_as_shipped`).
-                slot.pair().fetch_or_word(FROZEN, AcqRel)
-            };
-            #[cfg(session_cache_mutant = "no_freeze")]
-            let pair = slot.pair().load(Acquire);
-            #[cfg(session_cache_mutant = "copy_unfrozen")]
-            let pair = {
-                let _ = pair;
-                before[_i]
-            };
-            if state(pair.word) == State::Live {
-                live.push(Moving {
-                    pair: Pair {
-                        word: pair.word & !FROZEN,
-                        ..pair
-                    },
-                    tag: slot.tag(),
-                    seq: slot.seq(),
-                });
             }
         }
-        live
     }
 
     /// The tag of a moving slot: the one written for it, or its key's (a claimer that had not
@@ -983,7 +988,8 @@ impl<T: Keyed> RawTable<T> {
             return;
         }
         let Some(b) = spot.block() else { return };
-        let live = self.freeze(b);
+        let mut live = Live::new();
+        self.freeze(b, &mut live);
         // Never null: a bucket that had a block keeps one (module docs, point 6).
         let fresh = self.block_of(&live).into_shared(guard);
         match spot
@@ -1065,7 +1071,10 @@ impl<T: Keyed> RawTable<T> {
         let n = table.buckets.len();
         // SAFETY: loaded under `guard`.
         let old = unsafe { word.with_tag(0).as_ref() };
-        let live = old.map(|b| self.freeze(b)).unwrap_or_default();
+        let mut live = Live::new();
+        if let Some(b) = old {
+            self.freeze(b, &mut live);
+        }
         let low = self.install_child(&next.buckets[i], guard, || {
             live.iter()
                 .copied()
