@@ -449,21 +449,17 @@ mod batch {
                 // into a cache while a hand-off runs): defer this one on its own.
                 return false;
             };
-            if items.capacity() == 0 {
-                items.reserve_exact(BATCH);
+            // The common case, kept apart from the rest (out of line) so that it saves few
+            // registers: room in the batch for this release without filling it.
+            if items.len() + 1 < items.capacity().min(BATCH) {
+                items.push(retired);
+                if local.countdown.get() == 0 {
+                    local.countdown.set(HAND_OFF_AFTER);
+                }
+                return true;
             }
-            items.push(retired);
-            if items.len() >= BATCH {
-                let full = core::mem::replace(&mut *items, fresh_items(local));
-                drop(items);
-                hand_off(guard, full);
-                guard.flush();
-                local.flushes.set(FLUSHES_AFTER_HAND_OFF);
-                local.countdown.set(1);
-            } else if local.countdown.get() == 0 {
-                local.countdown.set(HAND_OFF_AFTER);
-            }
-            true
+            drop(items);
+            gather_filling(local, guard, retired)
         });
         if gathered != Ok(true) {
             // The thread is exiting (its batch is gone) or re-entered: defer directly.
@@ -471,6 +467,31 @@ mod batch {
             unsafe { guard.defer_unchecked(move || retired.run()) };
             guard.flush();
         }
+    }
+
+    /// [`retire`] of a release that needs the batch's first allocation or fills it (then
+    /// handed off); false if the batch is borrowed (re-entered).
+    #[cold]
+    #[inline(never)]
+    fn gather_filling(local: &Batch, guard: &Guard, retired: Retired) -> bool {
+        let Ok(mut items) = local.items.try_borrow_mut() else {
+            return false;
+        };
+        if items.capacity() == 0 {
+            items.reserve_exact(BATCH);
+        }
+        items.push(retired);
+        if items.len() >= BATCH {
+            let full = core::mem::replace(&mut *items, fresh_items(local));
+            drop(items);
+            hand_off(guard, full);
+            guard.flush();
+            local.flushes.set(FLUSHES_AFTER_HAND_OFF);
+            local.countdown.set(1);
+        } else if local.countdown.get() == 0 {
+            local.countdown.set(HAND_OFF_AFTER);
+        }
+        true
     }
 
     /// One operation of this thread has begun under `guard`.
