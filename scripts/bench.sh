@@ -37,6 +37,18 @@ command -v python3 >/dev/null || { echo "bench.sh needs python3" >&2; exit 1; }
 echo "== build" >&2
 cargo build --release --locked -p session-cache-bench --bin compare >&2
 bin=target/release/compare
+# The tail run's binary, with the work counters (separately, so that no throughput run pays for
+# them). Built now with the other, so that no measurement follows a build.
+CARGO_TARGET_DIR=target/bench-work-stats cargo build --release --locked -p session-cache-bench \
+  --features work-stats --bin compare >&2
+# Let the load the builds left settle (the 1-minute average decays in about a minute), so the
+# load average recorded before the run is the idle machine's; at most 3 minutes.
+if [ "$QUICK" = 0 ]; then
+  for _ in $(seq 36); do
+    awk '{exit !($1 > 0.8)}' /proc/loadavg || break
+    sleep 5
+  done
+fi
 
 start=$(date +%s)
 rm -rf "$RES"
@@ -69,9 +81,6 @@ echo "== throughput: $ROUNDS rounds x 3 workloads x threads 1,2,4 x 10 subjects 
 "$bin" throughput --rounds "$ROUNDS" --secs "$SECS" --out "$RES/throughput.jsonl"
 
 echo "== tail latency" >&2
-# Built with the work counters (separately, so that no throughput run pays for them).
-CARGO_TARGET_DIR=target/bench-work-stats cargo build --release --locked -q -p session-cache-bench \
-  --features work-stats --bin compare >&2
 target/bench-work-stats/release/compare tail --secs "$TAIL_SECS" --threads 2 --out "$RES/tail.jsonl"
 
 echo "== memory" >&2
