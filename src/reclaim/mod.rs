@@ -12,7 +12,11 @@
 //!     each of its next [`FLUSHES_AFTER_HAND_OFF`] operations, or until its batch has come
 //!     back due, if sooner: the epoch must advance twice past the hand-off before the batch
 //!     may run, and a flush after that would only push the collector's own garbage (a 2 KiB
-//!     bag each time).
+//!     bag each time);
+//!   - one batch is out at a time: while one is, the thread gathers on and hands the next off
+//!     when it comes back. While no other thread is pinned that is within the flushes above,
+//!     so it delays nothing; while the epoch is held back, it keeps a stalled epoch from
+//!     costing a 2 KiB bag per batch, written and later copied out again.
 //!
 //!   - a batch found due is not run at once but [`RELEASES_PER_OPERATION`] releases at a
 //!     time, on the next operations of the thread that gathered it, so no single call pays for
