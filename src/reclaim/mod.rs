@@ -493,14 +493,19 @@ mod batch {
         if items.len() >= BATCH && !local.awaiting() {
             let full = core::mem::replace(&mut *items, fresh_items(local));
             drop(items);
-            hand_off(guard, full);
-            guard.flush();
-            local.flushes.set(FLUSHES_AFTER_HAND_OFF);
-            local.countdown.set(1);
+            send(local, guard, full);
         } else if local.countdown.get() == 0 {
             local.countdown.set(HAND_OFF_AFTER);
         }
         true
+    }
+
+    /// Hands `items` off and starts the flushes owed after a hand-off, from the next operation.
+    fn send(local: &Batch, guard: &Guard, items: Vec<Retired>) {
+        hand_off(guard, items);
+        guard.flush();
+        local.flushes.set(FLUSHES_AFTER_HAND_OFF);
+        local.countdown.set(1);
     }
 
     /// One operation of this thread has begun under `guard`.
@@ -571,12 +576,7 @@ mod batch {
             Err(_) => None,
         };
         match gathered {
-            Some(items) => {
-                hand_off(guard, items);
-                guard.flush();
-                local.flushes.set(FLUSHES_AFTER_HAND_OFF);
-                local.countdown.set(1);
-            }
+            Some(items) => send(local, guard, items),
             None => local.countdown.set(1),
         }
     }
