@@ -170,7 +170,10 @@ impl<S: Session> Policy<S> {
         // A sampled eviction may read one bucket twice before it has read them all.
         let exact = ev.exact();
         let all = if exact { ev.buckets } else { ev.buckets + 1 };
-        let (fresh, guard, now, auto_clear) = (ev.fresh, ev.guard, ev.now, ev.auto_clear);
+        let (fresh, guard) = (ev.fresh, ev.guard);
+        // Entries ranked before this have expired (none, without auto-clear): one compare per
+        // candidate.
+        let cutoff = if ev.auto_clear { ev.now } else { 0 };
         let hash = fresh.hash();
         while looked < all && ev.owed > 0 && (exact || candidates < SAMPLE_ENTRIES) {
             let (start, window) = if exact {
@@ -195,7 +198,7 @@ impl<S: Session> Policy<S> {
                 self.table
                     .for_each_in_bucket(start.wrapping_add(b), guard, |found| {
                         // Ranks are in the slots: judging a candidate reads no session.
-                        if auto_clear && now > found.rank() {
+                        if found.rank() < cutoff {
                             self.expire_in_sample(&found, ev);
                             return;
                         }
@@ -238,6 +241,8 @@ impl<S: Session> Policy<S> {
 
     /// Removes an expired entry met while sampling; if it was still there, it pays for one
     /// eviction.
+    #[cold]
+    #[inline(never)]
     fn expire_in_sample(&self, found: &Found<'_, S>, ev: &mut Eviction<'_, '_, S>) {
         if !self.unlink(found, RemovalCause::Expired, ev.guard, ev.removed) {
             return;

@@ -772,6 +772,7 @@ impl<T: Keyed> RawTable<T> {
 
     /// Calls `f` for every live entry of root bucket `index` (or, once it moved, of its
     /// children in the next table).
+    #[inline(always)]
     pub(crate) fn for_each_in_bucket<'g>(
         &self,
         index: usize,
@@ -779,7 +780,17 @@ impl<T: Keyed> RawTable<T> {
         mut f: impl FnMut(Found<'g, T>),
     ) {
         let root = self.root(guard);
-        Self::walk(root, index & root.mask, guard, &mut f);
+        let index = index & root.mask;
+        let word = root.buckets[index].load(Acquire, guard);
+        if word.tag() & MOVED != 0 {
+            // Through a `dyn`: the only direct call of `f` is the one below, which inlines.
+            let mut f: &mut dyn FnMut(Found<'g, T>) = &mut f;
+            return Self::walk(root, index, guard, &mut f);
+        }
+        // SAFETY: loaded under `guard`; blocks are freed only by deferred reclamation.
+        if let Some(b) = unsafe { word.with_tag(0).as_ref() } {
+            Self::walk_block(b, &mut f);
+        }
     }
 
     /// The live entries and the width of each bucket's block, bucket by bucket of the root
@@ -801,11 +812,22 @@ impl<T: Keyed> RawTable<T> {
 
     /// Slots claimed in bucket `index` of the root (its children, if it moved), as the tag
     /// words tell: live and dead ones, less any claimed a moment ago. Reads no slot.
+    /// (Inline for a bucket that did not move: an evicting add asks this of two buckets, and
+    /// the call frame of the general walk cost more than the count.)
+    #[inline]
     pub(crate) fn tagged_in_bucket(&self, index: usize, guard: &Guard) -> usize {
         let root = self.root(guard);
-        Self::tagged(root, index & root.mask, guard)
+        let index = index & root.mask;
+        let word = root.buckets[index].load(Acquire, guard);
+        if word.tag() & MOVED != 0 {
+            return Self::tagged(root, index, guard);
+        }
+        // SAFETY: loaded under `guard`; blocks are freed only by deferred reclamation.
+        unsafe { word.with_tag(0).as_ref() }.map_or(0, |b| b.groups().map(Group::tagged).sum())
     }
 
+    #[cold]
+    #[inline(never)]
     fn tagged(table: &Table, index: usize, guard: &Guard) -> usize {
         let mut tagged = 0;
         Self::each_block(table, index, guard, &mut |b| {
@@ -847,7 +869,7 @@ impl<T: Keyed> RawTable<T> {
     }
 
     /// The live slots of `b`, in order, up to its first empty one.
-    #[inline]
+    #[inline(always)]
     fn walk_block<'g>(b: &'g Block, f: &mut impl FnMut(Found<'g, T>)) {
         for group in b.groups() {
             for lane in 0..GROUP {
