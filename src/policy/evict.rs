@@ -196,11 +196,11 @@ impl<S: Session> Policy<S> {
                 let mut best: Option<Found<'g, S>> = None;
                 let mut load = 0;
                 self.table
-                    .for_each_in_bucket(start.wrapping_add(b), guard, |found| {
+                    .walk_bucket_while(start.wrapping_add(b), guard, |found| {
                         // Ranks are in the slots: judging a candidate reads no session.
                         if found.rank() < cutoff {
                             self.expire_in_sample(&found, ev);
-                            return;
+                            return true;
                         }
                         load += 1;
                         let sooner = best.as_ref().map_or(true, |v| found.goes_before(v));
@@ -208,6 +208,11 @@ impl<S: Session> Policy<S> {
                         if sooner && !found.shares_key_with(fresh) {
                             best = Some(found);
                         }
+                        // A sampled bucket is read up to its first `SAMPLE_ENTRIES` live
+                        // entries: slots are claimed in order and rebuilds keep that order, so
+                        // those are its oldest, and the load that counts against other buckets
+                        // only needs to reach the sample's size.
+                        exact || load < SAMPLE_ENTRIES
                     });
                 candidates += load;
                 let Some(best) = best else { continue };

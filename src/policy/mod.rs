@@ -14,10 +14,12 @@
 //!   whole table and the victim is the one that expires soonest (ties: the earlier added within
 //!   a thread; between threads in one clock tick, either), exactly as OpenSSL's sorted list
 //!   would have it. Beyond that, of the bucket the insert wrote and one chosen independently of
-//!   it, the one with more claimed slots (as its tag words tell) is read, then its successors
-//!   while fewer than [`SAMPLE_ENTRIES`] live entries were seen (the whole table if it holds
-//!   fewer); the candidates are their live entries, and the victim is the soonest to expire of
-//!   the fullest bucket read: O(1) at capacity, and it keeps the buckets' loads even.
+//!   it, the one with more claimed slots (as its tag words tell) is read, in slot order and up
+//!   to its [`SAMPLE_ENTRIES`]th live entry (its oldest: slots are claimed in order, and a
+//!   rebuild keeps the order), then its successors while fewer than [`SAMPLE_ENTRIES`] live
+//!   entries were seen (the whole table if it holds fewer); the candidates are the live entries
+//!   read, and the victim is the soonest to expire of the fullest bucket read: O(1) at
+//!   capacity, and it keeps the buckets' loads even.
 //! - **Sweeping.** Every [`SWEEP_EVERY`]th insert that does not evict also removes the expired
 //!   entries of one bucket at the hand, so expired sessions do not linger in a cache that is not
 //!   full (amortised O(1)); `flush_expired` removes them all.

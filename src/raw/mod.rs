@@ -779,12 +779,27 @@ impl<T: Keyed> RawTable<T> {
         guard: &'g Guard,
         mut f: impl FnMut(Found<'g, T>),
     ) {
+        self.walk_bucket_while(index, guard, |found| {
+            f(found);
+            true
+        });
+    }
+
+    /// Calls `f` for the live entries of root bucket `index` (or, once it moved, of its
+    /// children in the next table), in slot order, until it returns false.
+    #[inline(always)]
+    pub(crate) fn walk_bucket_while<'g>(
+        &self,
+        index: usize,
+        guard: &'g Guard,
+        mut f: impl FnMut(Found<'g, T>) -> bool,
+    ) {
         let root = self.root(guard);
         let index = index & root.mask;
         let word = root.buckets[index].load(Acquire, guard);
         if word.tag() & MOVED != 0 {
             // Through a `dyn`: the only direct call of `f` is the one below, which inlines.
-            let mut f: &mut dyn FnMut(Found<'g, T>) = &mut f;
+            let mut f: &mut dyn FnMut(Found<'g, T>) -> bool = &mut f;
             return Self::walk(root, index, guard, &mut f);
         }
         // SAFETY: loaded under `guard`; blocks are freed only by deferred reclamation.
@@ -802,7 +817,10 @@ impl<T: Keyed> RawTable<T> {
             .map(|i| {
                 let (mut live, mut width) = (0, 0);
                 Self::each_block(root, i, guard, &mut |b| {
-                    Self::walk_block(b, &mut |_| live += 1);
+                    Self::walk_block(b, &mut |_| {
+                        live += 1;
+                        true
+                    });
                     width += b.width();
                 });
                 (live, width)
@@ -863,32 +881,42 @@ impl<T: Keyed> RawTable<T> {
         table: &'g Table,
         index: usize,
         guard: &'g Guard,
-        f: &mut impl FnMut(Found<'g, T>),
+        f: &mut impl FnMut(Found<'g, T>) -> bool,
     ) {
-        Self::each_block(table, index, guard, &mut |b| Self::walk_block(b, f));
+        let mut more = true;
+        Self::each_block(table, index, guard, &mut |b| {
+            more = more && Self::walk_block(b, f);
+        });
     }
 
-    /// The live slots of `b`, in order, up to its first empty one.
+    /// The live slots of `b`, in order, up to its first empty one, while `f` returns true;
+    /// false if `f` stopped the walk.
     #[inline(always)]
-    fn walk_block<'g>(b: &'g Block, f: &mut impl FnMut(Found<'g, T>)) {
+    fn walk_block<'g>(b: &'g Block, f: &mut impl FnMut(Found<'g, T>) -> bool) -> bool {
         for group in b.groups() {
             for lane in 0..GROUP {
                 crate::work::slots(1);
                 let pair = group.slot(lane).load(Acquire);
                 match state(pair.word) {
-                    State::Empty => return,
+                    State::Empty => return true,
                     State::Dead => {}
-                    State::Live => f(Found {
-                        slot: SlotRef { group, lane },
-                        pair: Pair {
-                            word: pair.word & !FROZEN,
-                            ..pair
-                        },
-                        _value: PhantomData,
-                    }),
+                    State::Live => {
+                        let found = Found {
+                            slot: SlotRef { group, lane },
+                            pair: Pair {
+                                word: pair.word & !FROZEN,
+                                ..pair
+                            },
+                            _value: PhantomData,
+                        };
+                        if !f(found) {
+                            return false;
+                        }
+                    }
                 }
             }
         }
+        true
     }
 
     /// Whether rebuilds freeze as the non-loom builds do: skipping dead slots, each other slot
