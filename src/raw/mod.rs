@@ -318,6 +318,14 @@ impl<'g> Spot<'g> {
     }
 }
 
+/// Root bucket `index` as a walk over it sees it.
+enum RootBucket<'g> {
+    /// The bucket's own block (none before its first insert).
+    Block(Option<&'g Block>),
+    /// The bucket moved: its entries are in its children in the next table.
+    Moved(&'g Table, usize),
+}
+
 /// A live slot copied by a rebuild or a split.
 #[derive(Clone, Copy)]
 struct Moving {
@@ -794,18 +802,30 @@ impl<T: Keyed> RawTable<T> {
         guard: &'g Guard,
         mut f: impl FnMut(Found<'g, T>) -> bool,
     ) {
+        match self.root_bucket(index, guard) {
+            RootBucket::Block(Some(b)) => {
+                Self::walk_block(b, &mut f);
+            }
+            RootBucket::Block(None) => {}
+            RootBucket::Moved(root, index) => {
+                // Through a `dyn`: the only direct call of `f` is the one above, which inlines.
+                let mut f: &mut dyn FnMut(Found<'g, T>) -> bool = &mut f;
+                Self::walk(root, index, guard, &mut f);
+            }
+        }
+    }
+
+    /// Root bucket `index` (reduced modulo the bucket count): its block, or where it moved.
+    #[inline(always)]
+    fn root_bucket<'g>(&self, index: usize, guard: &'g Guard) -> RootBucket<'g> {
         let root = self.root(guard);
         let index = index & root.mask;
         let word = root.buckets[index].load(Acquire, guard);
         if word.tag() & MOVED != 0 {
-            // Through a `dyn`: the only direct call of `f` is the one below, which inlines.
-            let mut f: &mut dyn FnMut(Found<'g, T>) -> bool = &mut f;
-            return Self::walk(root, index, guard, &mut f);
+            return RootBucket::Moved(root, index);
         }
         // SAFETY: loaded under `guard`; blocks are freed only by deferred reclamation.
-        if let Some(b) = unsafe { word.with_tag(0).as_ref() } {
-            Self::walk_block(b, &mut f);
-        }
+        RootBucket::Block(unsafe { word.with_tag(0).as_ref() })
     }
 
     /// The live entries and the width of each bucket's block, bucket by bucket of the root
@@ -834,14 +854,10 @@ impl<T: Keyed> RawTable<T> {
     /// the call frame of the general walk cost more than the count.)
     #[inline]
     pub(crate) fn tagged_in_bucket(&self, index: usize, guard: &Guard) -> usize {
-        let root = self.root(guard);
-        let index = index & root.mask;
-        let word = root.buckets[index].load(Acquire, guard);
-        if word.tag() & MOVED != 0 {
-            return Self::tagged(root, index, guard);
+        match self.root_bucket(index, guard) {
+            RootBucket::Block(b) => b.map_or(0, |b| b.groups().map(Group::tagged).sum()),
+            RootBucket::Moved(root, index) => Self::tagged(root, index, guard),
         }
-        // SAFETY: loaded under `guard`; blocks are freed only by deferred reclamation.
-        unsafe { word.with_tag(0).as_ref() }.map_or(0, |b| b.groups().map(Group::tagged).sum())
     }
 
     #[cold]
