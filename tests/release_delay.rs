@@ -25,7 +25,7 @@ use testkit::TestSession;
 /// unlinking thread, of any kind, while no other thread is pinned. The crate hands a thread's
 /// gathered releases to the collector 48 operations after the first (at once when 64 are
 /// gathered) and flushes on the next three, so the epoch advances twice past them; a batch found
-/// due runs eight releases per operation of that thread.
+/// due runs eight releases per operation of that thread, oldest first.
 const BOUND_OPS: usize = 64;
 /// Give up (and fail) after this many operations.
 const GIVE_UP: usize = 100_000;

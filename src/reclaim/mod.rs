@@ -19,8 +19,8 @@
 //!     costing a 2 KiB bag per batch, written and later copied out again.
 //!
 //!   - a batch found due is not run at once but [`RELEASES_PER_OPERATION`] releases at a
-//!     time, on the next operations of the thread that gathered it, so no single call pays for
-//!     a whole batch. Found due on another thread, it is queued in the gathering thread's
+//!     time, oldest first, on the next operations of the thread that gathered it, so no single
+//!     call pays for a whole batch. Found due on another thread, it is queued in the gathering thread's
 //!     inbox, which that thread polls on each operation while a batch of its own is out. It
 //!     runs where it was found only if the gathering thread has exited, or under
 //!     [`flush_deferred`].
@@ -28,9 +28,11 @@
 //!   So while no other thread is pinned, a release runs within `HAND_OFF_AFTER +
 //!   FLUSHES_AFTER_HAND_OFF + BATCH / RELEASES_PER_OPERATION` (48 + 3 + 8) further operations
 //!   of the thread that unlinked it, whatever those operations are (`tests/release_delay.rs`
-//!   checks it). A thread that is pinned (or preempted
-//!   while pinned) elsewhere holds the epoch back, as it must. [`flush_deferred`] forces the
-//!   hand-off.
+//!   checks it). The last term is paid only behind releases gathered before it in greater
+//!   number than it ran operations since (one `clear` unlinking many): for operations that
+//!   release no more than [`RELEASES_PER_OPERATION`] each, oldest first makes it about
+//!   `HAND_OFF_AFTER + 2`. A thread that is pinned (or preempted while pinned) elsewhere holds
+//!   the epoch back, as it must. [`flush_deferred`] forces the hand-off.
 //! - under `--cfg session_cache_graveyard`, a collector that never pins and frees everything
 //!   retired only when the table is dropped. Loom models with three threads use it: the real
 //!   collector's own atomics make those models intractable (docs/design.md, "Proof"), while the
@@ -243,7 +245,7 @@ mod batch {
         /// Releases of this thread's batches whose grace period has passed, run a few per
         /// operation. `has_ready`, the fast path's test, is set while any wait here, and while
         /// a batch handed off has not come back (so that the inbox is polled).
-        ready: RefCell<Vec<Retired>>,
+        ready: RefCell<Due>,
         has_ready: Cell<bool>,
         /// Batches this thread handed off that have not come back due yet (each comes back,
         /// on this thread or through the inbox). While it is 0 the flushes still owed are
@@ -268,7 +270,7 @@ mod batch {
                 return;
             };
             for mut items in inbox.take_all() {
-                ready.append(&mut items);
+                ready.push_batch(&mut items);
                 self.came_back();
                 keep_spare(items);
             }
@@ -295,6 +297,57 @@ mod batch {
         }
     }
 
+    /// Due releases in the order they were gathered, run from the oldest: the release unlinked
+    /// first has waited longest. (Run newest first, as a stack, the first release of a batch
+    /// waited for the whole batch to run before it: `BATCH / RELEASES_PER_OPERATION`
+    /// operations more.)
+    pub(crate) struct Due {
+        items: Vec<Retired>,
+        /// `items[..next]` have run.
+        next: usize,
+    }
+
+    impl Due {
+        pub(crate) const fn new() -> Self {
+            Due {
+                items: Vec::new(),
+                next: 0,
+            }
+        }
+
+        /// Queues a batch that came due after what waits here, emptying `batch`.
+        pub(crate) fn push_batch(&mut self, batch: &mut Vec<Retired>) {
+            if self.next == self.items.len() {
+                self.items.clear();
+                self.next = 0;
+            } else if self.next > self.items.len() / 2 {
+                // Batches keep coming while some still wait: drop what ran, so that the
+                // vector holds only what waits.
+                self.items.drain(..self.next);
+                self.next = 0;
+            }
+            self.items.append(batch);
+        }
+
+        /// The oldest release waiting, taken out.
+        pub(crate) fn pop(&mut self) -> Option<Retired> {
+            let next = *self.items.get(self.next)?;
+            self.next += 1;
+            debug_assert!(self.next <= self.items.len());
+            Some(next)
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            self.next == self.items.len()
+        }
+
+        /// Releases the vector holds, run or not (tests).
+        #[cfg(test)]
+        pub(crate) fn len_held(&self) -> usize {
+            self.items.len()
+        }
+    }
+
     impl Drop for Batch {
         fn drop(&mut self) {
             // A thread that exits runs what is due and hands off what it gathered: nothing is
@@ -304,7 +357,7 @@ mod batch {
                     run_all(items);
                 }
             }
-            for retired in core::mem::take(self.ready.get_mut()) {
+            while let Some(retired) = self.ready.get_mut().pop() {
                 retired.run();
             }
             let items = core::mem::take(self.items.get_mut());
@@ -325,7 +378,7 @@ mod batch {
                 countdown: Cell::new(0),
                 flushes: Cell::new(0),
                 spare: Cell::new(Vec::new()),
-                ready: RefCell::new(Vec::new()),
+                ready: RefCell::new(Due::new()),
                 has_ready: Cell::new(false),
                 out: Cell::new(0),
                 inbox: OnceCell::new(),
@@ -366,7 +419,7 @@ mod batch {
                     let Ok(mut ready) = local.ready.try_borrow_mut() else {
                         return false;
                     };
-                    ready.append(&mut items);
+                    ready.push_batch(&mut items);
                     local.has_ready.set(true);
                     local.came_back();
                     true
@@ -650,5 +703,47 @@ pub fn flush_deferred() {
         for _ in 0..32 {
             crossbeam_epoch::pin().flush();
         }
+    }
+}
+
+#[cfg(all(test, not(any(session_cache_graveyard, session_cache_loom))))]
+mod tests {
+    use super::batch::Due;
+    use super::Retired;
+
+    unsafe fn nothing(_: usize) {}
+
+    fn batch(range: core::ops::Range<usize>) -> Vec<Retired> {
+        // SAFETY: `nothing` frees nothing.
+        range.map(|i| unsafe { Retired::new(i, nothing) }).collect()
+    }
+
+    #[test]
+    fn due_releases_run_oldest_first_across_batches() {
+        let mut due = Due::new();
+        assert!(due.is_empty() && due.pop().is_none());
+        let mut first = batch(0..10);
+        due.push_batch(&mut first);
+        assert!(first.is_empty(), "the batch is moved in");
+        let ran: Vec<usize> = (0..3).map(|_| due.pop().unwrap().data).collect();
+        assert_eq!(ran, [0, 1, 2]);
+        // A batch that comes due while the last one still runs goes after it; the run part is
+        // dropped once it is most of the vector.
+        for next in [10..20, 20..30, 30..40] {
+            due.push_batch(&mut batch(next));
+            for _ in 0..8 {
+                due.pop().unwrap();
+            }
+        }
+        let mut rest = Vec::new();
+        while let Some(r) = due.pop() {
+            rest.push(r.data);
+        }
+        assert_eq!(rest, (27..40).collect::<Vec<_>>());
+        assert!(due.is_empty());
+        assert!(
+            due.len_held() <= 40,
+            "what ran is dropped as batches keep coming"
+        );
     }
 }
