@@ -19,20 +19,23 @@
 //!     costing a 2 KiB bag per batch, written and later copied out again.
 //!
 //!   - a batch found due is not run at once but [`RELEASES_PER_OPERATION`] releases at a
-//!     time, oldest first, on the next operations of the thread that gathered it, so no single
-//!     call pays for a whole batch. Found due on another thread, it is queued in the gathering
-//!     thread's inbox, which that thread polls on each operation while a batch of its own is
-//!     out. It runs where it was found only if the gathering thread has exited, or under
-//!     [`flush_deferred`].
+//!     time, oldest first, at the start of the next operations of the thread that gathered
+//!     it, before it pins (see [`batch::pin_for_operation`]), so no single call pays for a
+//!     whole batch and none runs while pinned. Found due on another thread, it is queued in
+//!     the gathering thread's inbox, which that thread polls on each operation while a batch
+//!     of its own is out. It runs where it was found only if the gathering thread has exited,
+//!     or under [`flush_deferred`].
 //!
 //!   So while no other thread is pinned, a release runs within `HAND_OFF_AFTER +
-//!   FLUSHES_AFTER_HAND_OFF + BATCH / RELEASES_PER_OPERATION` (48 + 3 + 8) further operations
-//!   of the thread that unlinked it, whatever those operations are (`tests/release_delay.rs`
-//!   checks it). The last term is paid only behind releases gathered before it in greater
-//!   number than it ran operations since (one `clear` unlinking many): for operations that
-//!   release no more than [`RELEASES_PER_OPERATION`] each, oldest first makes it about
-//!   `HAND_OFF_AFTER + 2`. A thread that is pinned (or preempted while pinned) elsewhere holds
-//!   the epoch back, as it must. [`flush_deferred`] forces the hand-off.
+//!   FLUSHES_AFTER_HAND_OFF + 1 + BATCH / RELEASES_PER_OPERATION` (48 + 3 + 1 + 8) further
+//!   operations of the thread that unlinked it, whatever those operations are
+//!   (`tests/release_delay.rs` checks it). The 1: a batch found due by an operation's flush
+//!   starts running at the next operation. The last term is paid only behind releases
+//!   gathered before it in greater number than it ran operations since (one `clear`
+//!   unlinking many): for operations that release no more than [`RELEASES_PER_OPERATION`]
+//!   each, oldest first makes it about `HAND_OFF_AFTER + 3`. A thread that is pinned (or
+//!   preempted while pinned) elsewhere holds the epoch back, as it must. [`flush_deferred`]
+//!   forces the hand-off.
 //! - under `--cfg session_cache_graveyard`, a collector that never pins and frees everything
 //!   retired only when the table is dropped. Loom models with three threads use it: the real
 //!   collector's own atomics make those models intractable (docs/design.md, "Proof"), while the
@@ -140,9 +143,10 @@ impl Reclaimer {
         crate::work::begin();
         #[cfg(not(session_cache_graveyard))]
         {
-            let guard = crossbeam_epoch::pin();
             #[cfg(not(session_cache_loom))]
-            batch::on_operation(&guard);
+            let guard = batch::pin_for_operation();
+            #[cfg(session_cache_loom)]
+            let guard = crossbeam_epoch::pin();
             Pinned { guard }
         }
         #[cfg(session_cache_graveyard)]
@@ -562,20 +566,40 @@ mod batch {
         local.countdown.set(1);
     }
 
-    /// One operation of this thread has begun under `guard`.
+    /// Pins this thread for one operation, and takes its release one step further: the
+    /// releases that are due run first, unpinned, then the pin, then the countdown.
+    ///
+    /// Due releases need no guard (their grace period is over), and running them before the
+    /// pin keeps them out of the pinned part of the operation. That part is what holds the
+    /// epoch back for every thread whenever this one is preempted inside it: with more threads
+    /// than cores, a thread is switched out while pinned about as often as it is pinned, and
+    /// the epoch advances only at a switch that finds every switched-out thread unpinned, so
+    /// the garbage in flight grows steeply with the pinned share of the time.
     #[inline]
-    pub(super) fn on_operation(guard: &Guard) {
-        let _ = LOCAL.try_with(|local| {
-            let n = local.countdown.get();
-            if n > 1 {
-                local.countdown.set(n - 1);
-            } else if n == 1 {
-                step(local, guard);
-            }
-            if local.has_ready.get() {
-                run_ready(local, RELEASES_PER_OPERATION);
-            }
-        });
+    pub(super) fn pin_for_operation() -> Guard {
+        LOCAL
+            .try_with(|local| {
+                if local.has_ready.get() {
+                    run_ready(local, RELEASES_PER_OPERATION);
+                }
+                let guard = crossbeam_epoch::pin();
+                let n = local.countdown.get();
+                if n > 1 {
+                    local.countdown.set(n - 1);
+                } else if n == 1 {
+                    step(local, &guard);
+                }
+                guard
+            })
+            .unwrap_or_else(|_| pin_exiting())
+    }
+
+    /// The pin of a thread that is exiting: its batch is gone, nothing of it to step. (Out of
+    /// line, so that the one pin of the hot path stays inlined.)
+    #[cold]
+    #[inline(never)]
+    fn pin_exiting() -> Guard {
+        crossbeam_epoch::pin()
     }
 
     /// The countdown ran out: make one flush owed after a hand-off, or hand off the batch.
