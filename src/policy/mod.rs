@@ -467,7 +467,10 @@ impl<S: Session> Policy<S> {
             stripe.bump(&stripe.misses);
             return None;
         }
-        Some((self.table.pin(), self.table.hash(id)))
+        // Hashed before the pin: the hash needs no guard, and every instruction left out of the
+        // pinned part is one during which a preemption does not hold the epoch back.
+        let hash = self.table.hash(id);
+        Some((self.table.pin(), hash))
     }
 
     /// Looks `id` up; a live entry is read with `read`, an expired one removed. (The hot path
@@ -543,8 +546,9 @@ impl<S: Session> Policy<S> {
         if self.check_id(id).is_err() {
             return false;
         }
-        let guard = self.table.pin();
+        // Hashed before the pin, as in `begin_lookup`.
         let hash = self.table.hash(id);
+        let guard = self.table.pin();
         let mut removed = Removed::new();
         let cause = RemovalCause::Removed;
         let found = if self.on_remove.is_some() {
@@ -570,8 +574,8 @@ impl<S: Session> Policy<S> {
             return false;
         }
         let now = self.now();
-        let guard = self.table.pin();
         let hash = self.table.hash(id);
+        let guard = self.table.pin();
         self.table
             .find(id, hash, &guard)
             .is_some_and(|found| now <= found.rank())
