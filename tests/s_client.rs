@@ -14,6 +14,7 @@
 
 mod support;
 
+use session_cache::Stats;
 use support::{run_once, run_reconnect, temp_path, Client};
 
 /// TLS 1.3 single-use check: returns (first, second, third) client runs.
@@ -27,7 +28,8 @@ fn tls13_sequence(port: u16, name: &str) -> (Client, Client, Client) {
     (first, second, third)
 }
 
-fn check_tls13(first: &Client, second: &Client, third: &Client) {
+/// The three TLS 1.3 runs resumed exactly once, and the server's cache (`who`) counted that.
+fn check_tls13((first, second, third): &(Client, Client, Client), who: &str, stats: &Stats) {
     for (run, c) in [
         ("-sess_out", first),
         ("-sess_in #1", second),
@@ -59,9 +61,16 @@ fn check_tls13(first: &Client, second: &Client, third: &Client) {
         "a used ticket must not resume again:\n{}",
         third.stdout
     );
+    eprintln!("{who}: {stats:?}");
+    let tickets = (first.tickets() + second.tickets() + third.tickets()) as u64;
+    assert_eq!(stats.inserts, tickets, "{stats:?}");
+    assert_eq!(stats.hits, 1, "{stats:?}");
+    assert_eq!(stats.misses, 1, "{stats:?}");
+    assert_eq!(stats.entries as u64, tickets - 1, "{stats:?}");
 }
 
-fn check_tls12(client: &Client) {
+/// Every reconnect resumed, and the server's cache (`who`) counted one insert and a hit each.
+fn check_tls12(client: &Client, who: &str, stats: &Stats) {
     eprintln!(
         "s_client TLS 1.2 -reconnect: New={} Reused={}",
         client.new_handshakes(),
@@ -74,6 +83,10 @@ fn check_tls12(client: &Client) {
         "every reconnect must resume:\n{}",
         client.stdout
     );
+    eprintln!("{who}: {stats:?}");
+    assert_eq!(stats.inserts, 1, "{stats:?}");
+    assert_eq!(stats.hits, client.reused() as u64, "{stats:?}");
+    assert_eq!((stats.misses, stats.entries), (0, 1), "{stats:?}");
 }
 
 #[cfg(feature = "rustls")]
@@ -91,28 +104,16 @@ mod rustls_server {
         let server = start(store.clone());
         let client = run_reconnect(server.port, &["-tls1_2", "-no_ticket"]);
         server.stop();
-        check_tls12(&client);
-        let stats = store.stats();
-        eprintln!("rustls server store: {stats:?}");
-        assert_eq!(stats.inserts, 1, "{stats:?}");
-        assert_eq!(stats.hits, client.reused() as u64, "{stats:?}");
-        assert_eq!((stats.misses, stats.entries), (0, 1), "{stats:?}");
+        check_tls12(&client, "rustls server store", &store.stats());
     }
 
     #[test]
     fn tls13_tickets_resume_once() {
         let store = Arc::new(RustlsServerStore::new());
         let server = start(store.clone());
-        let (first, second, third) = tls13_sequence(server.port, "rustls13.pem");
+        let runs = tls13_sequence(server.port, "rustls13.pem");
         server.stop();
-        check_tls13(&first, &second, &third);
-        let stats = store.stats();
-        eprintln!("rustls server store: {stats:?}");
-        let tickets = (first.tickets() + second.tickets() + third.tickets()) as u64;
-        assert_eq!(stats.inserts, tickets, "{stats:?}");
-        assert_eq!(stats.hits, 1, "{stats:?}");
-        assert_eq!(stats.misses, 1, "{stats:?}");
-        assert_eq!(stats.entries as u64, tickets - 1, "{stats:?}");
+        check_tls13(&runs, "rustls server store", &store.stats());
     }
 
     #[test]
@@ -154,12 +155,7 @@ mod openssl_server {
         let server = start(&cache);
         let client = run_reconnect(server.port, &["-tls1_2", "-no_ticket"]);
         server.stop();
-        check_tls12(&client);
-        let stats = cache.stats();
-        eprintln!("OpenSSL external cache: {stats:?}");
-        assert_eq!(stats.inserts, 1, "{stats:?}");
-        assert_eq!(stats.hits, client.reused() as u64, "{stats:?}");
-        assert_eq!((stats.misses, stats.entries), (0, 1), "{stats:?}");
+        check_tls12(&client, "OpenSSL external cache", &cache.stats());
 
         clock.advance(Duration::from_secs(7200));
         assert_eq!(
@@ -179,16 +175,9 @@ mod openssl_server {
     fn tls13_tickets_resume_once() {
         let cache = OpensslExternalCache::new();
         let server = start(&cache);
-        let (first, second, third) = tls13_sequence(server.port, "openssl13.pem");
+        let runs = tls13_sequence(server.port, "openssl13.pem");
         server.stop();
-        check_tls13(&first, &second, &third);
-        let stats = cache.stats();
-        eprintln!("OpenSSL external cache: {stats:?}");
-        let tickets = (first.tickets() + second.tickets() + third.tickets()) as u64;
-        assert_eq!(stats.inserts, tickets, "{stats:?}");
-        assert_eq!(stats.hits, 1, "{stats:?}");
-        assert_eq!(stats.misses, 1, "{stats:?}");
-        assert_eq!(stats.entries as u64, tickets - 1, "{stats:?}");
+        check_tls13(&runs, "OpenSSL external cache", &cache.stats());
     }
 
     #[test]
