@@ -9,7 +9,10 @@
 //!   subject, in interleaved rounds: each round runs every subject once per cell, in an order
 //!   that rotates from round to round, so drift favours no one. One JSON line per measurement,
 //!   plus a header (command, commit, load average) and a trailer (load average). `--quick`:
-//!   2 rounds of 0.05 s cells, a smoke test whose numbers mean nothing.
+//!   2 rounds of 0.05 s cells, a smoke test whose numbers mean nothing. `--subjects` also takes
+//!   the ceilings of `compare/ceiling.rs` (`ceiling`, `ceiling-no-clock`, `ceiling-no-pin`,
+//!   `ceiling-bare`): ideal flat tables, not caches, that bound what any layout reaches under
+//!   the contract; only with `--mixes resume` (any threads) or `churn` (one thread).
 //! - `memory --subject NAME [--ops N]`: bytes the subject holds beyond the sessions themselves,
 //!   per entry, at capacity and after N add/remove operations of fresh ids (default 10 million;
 //!   50 000 for the subjects whose `remove` scans a queue of every key), counted by the global
@@ -41,7 +44,9 @@ use std::time::{Duration, Instant};
 #[path = "compare/subjects.rs"]
 mod subjects;
 
-use subjects::{with_subject, Id, Sess, Subject, Visit, CAP, DESCRIPTIONS, LIVE_SESSIONS, NAMES};
+use subjects::{
+    with_subject, Id, Sess, Subject, Visit, CAP, CEILINGS, DESCRIPTIONS, LIVE_SESSIONS, NAMES,
+};
 
 // ---- counting allocator ------------------------------------------------------------------------
 
@@ -365,7 +370,25 @@ fn opts() -> Result<Opts, String> {
     }
     for s in o.subjects.iter().chain(o.subject.iter()) {
         let floor = o.mode == "profile" && s == "hashbrown";
-        if !floor && !NAMES.contains(&s.as_str()) {
+        if CEILINGS.iter().any(|(name, _, _)| name == s) {
+            // A ceiling is sound only with one writer and no reader beside it (its module docs).
+            let one_writer = o.mixes.iter().all(|m| match m {
+                Mix::Resume => true,
+                Mix::Churn => o.threads.iter().all(|&t| t == 1),
+                Mix::Handshake => false,
+            });
+            let sound = match o.mode.as_str() {
+                "check" => true,
+                "throughput" => one_writer,
+                _ => false,
+            };
+            if !sound {
+                return Err(format!(
+                    "{s:?} is a ceiling, not a cache: check, or throughput with --mixes resume \
+                     (any --threads) or churn (--threads 1)"
+                ));
+            }
+        } else if !floor && !NAMES.contains(&s.as_str()) {
             return Err(format!("unknown subject {s:?}; known: {NAMES:?}"));
         }
     }
@@ -544,7 +567,8 @@ fn throughput(o: &Opts) {
         o.rounds
     )
     .unwrap();
-    for (name, what) in DESCRIPTIONS {
+    let ceilings = CEILINGS.iter().map(|&(name, _, what)| (name, what));
+    for (name, what) in DESCRIPTIONS.iter().copied().chain(ceilings) {
         if o.subjects.iter().any(|s| s == name) {
             writeln!(
                 out,
