@@ -3,14 +3,14 @@
 # idle machine: a benchmark taken while other work runs is not a measurement (the load average
 # before and after is recorded).
 #
-#   scripts/bench.sh           # full run: about 15 minutes on 2 cores, plus the first build
+#   scripts/bench.sh           # full run: about 20 minutes on 2 cores, plus the first build
 #   scripts/bench.sh --quick   # smoke test (2 short rounds, fewer operations; numbers
 #                              # meaningless), writes target/bench-results/BENCHMARKS.quick.md
 #
 # Environment: ROUNDS (9), SECS (seconds per throughput cell, 0.8), TAIL_SECS (5), MEM_OPS
 # (operations of the memory churn; default: the compare binary's), OUT (where the report goes).
-# Raw results stay in target/bench-results/: throughput, holds, memory and tail as JSON lines,
-# callgrind/ as scripts/callgrind.sh leaves it.
+# Raw results stay in target/bench-results/: throughput, ceilings, holds, memory and tail as JSON
+# lines, callgrind/ as scripts/callgrind.sh leaves it.
 #
 # Single-thread criterion benches are separate: cargo bench -p session-cache-bench.
 set -euo pipefail
@@ -79,6 +79,17 @@ echo "== check, and what each subject holds" >&2
 
 echo "== throughput: $ROUNDS rounds x 3 workloads x threads 1,2,4 x 10 subjects x ${SECS}s" >&2
 "$bin" throughput --rounds "$ROUNDS" --secs "$SECS" --out "$RES/throughput.jsonl"
+
+# The ceilings beside session-cache and the peers that were ever best (benches/compare/ceiling.rs):
+# lookups at every thread count, churn at one (a ceiling takes one writer only).
+CEIL="session-cache,ceiling,ceiling-no-clock,ceiling-no-pin,ceiling-bare,papaya,dashmap,scc-HashMap"
+CEIL="$CEIL,scc-HashCache,quick_cache,mutex-fifo"
+echo "== ceilings: $ROUNDS rounds x (resume, 1/2/4 threads; churn, 1) x 11 subjects x ${SECS}s" >&2
+"$bin" throughput --rounds "$ROUNDS" --secs "$SECS" --mixes resume --subjects "$CEIL" \
+  --out "$RES/ceiling-resume.jsonl"
+"$bin" throughput --rounds "$ROUNDS" --secs "$SECS" --mixes churn --threads 1 --subjects "$CEIL" \
+  --out "$RES/ceiling-churn.jsonl"
+cat "$RES/ceiling-resume.jsonl" "$RES/ceiling-churn.jsonl" > "$RES/ceiling.jsonl"
 
 echo "== tail latency" >&2
 target/bench-work-stats/release/compare tail --secs "$TAIL_SECS" --threads 2 --out "$RES/tail.jsonl"

@@ -3,8 +3,8 @@
 
 usage:
   bench_report.py report RESULTS_DIR > BENCHMARKS.md
-      RESULTS_DIR holds machine.txt, command.txt, holds.jsonl, throughput.jsonl, memory.jsonl,
-      tail.jsonl and callgrind/callgrind.jsonl (any of them may be missing).
+      RESULTS_DIR holds machine.txt, command.txt, holds.jsonl, throughput.jsonl, ceiling.jsonl,
+      memory.jsonl, tail.jsonl and callgrind/callgrind.jsonl (any of them may be missing).
   bench_report.py callgrind CALLGRIND_DIR SUBJECT...
       Reads CALLGRIND_DIR/<subject>.out* (one dump per measured function) and <subject>.json
       (the iteration counts), writes CALLGRIND_DIR/callgrind.jsonl, prints the markdown table.
@@ -16,6 +16,7 @@ import statistics
 import sys
 
 OURS = "session-cache"
+CEILINGS = ["ceiling", "ceiling-no-clock", "ceiling-no-pin", "ceiling-bare"]
 FLOOR = "hashbrown"
 MIXES = ["resume", "handshake", "churn"]
 MIX_TEXT = {
@@ -257,6 +258,56 @@ def report(res):
                                  med >= need, f"{med:.2f}x (best other: {top})"))
             if any(c != "–" for c in row):
                 w(f"| {m} | " + " | ".join(row) + " |")
+        w("")
+
+    # ---- ceilings ----
+    ceil_all = load(os.path.join(res, "ceiling.jsonl"))
+    ceil = [r for r in ceil_all if r["kind"] == "throughput"]
+    if ceil:
+        crun = next((r for r in ceil_all if r["kind"] == "run"), None)
+        cend = next((r for r in ceil_all if r["kind"] == "run_end"), None)
+        rows = [s for s in [OURS] + CEILINGS if any(r["subject"] == s for r in ceil)]
+        per = {}
+        for r in ceil:
+            per.setdefault((r["mix"], r["threads"], r["round"]), {})[r["subject"]] = r["mops"]
+        w("## Ceilings: what any layout on crossbeam-epoch reaches")
+        w("")
+        w("A ceiling (`benches/compare/ceiling.rs`) is not a cache: an ideal flat table (groups of")
+        w("inline slots found from the hash alone, no growth, no tombstones, no rebuilds, one writer)")
+        w("that keeps only what the contract costs every lookup and write: crossbeam-epoch's pin with")
+        w("deferred release in batches of 48, the coarse clock for expiry, per-thread hit and miss")
+        w("counts. Each variant drops some of them. Median paired ratio against the best of the peers")
+        w("in the same round (ceilings and session-cache excluded) [min–max]; above 1: faster than")
+        w("every peer. A ceiling is sound only where nothing writes beside a reader, so `resume` runs")
+        w("at every thread count and `churn` at one.")
+        if crun:
+            w(f"Load average before: {crun['loadavg_before']}; after: "
+              f"{cend['loadavg_after'] if cend else '?'}.")
+            w("")
+            w(f"Command: `{crun['command']}` and the same with `--threads 1 --mixes churn` "
+              f"(commit {crun['commit']}).")
+        w("")
+        keys = sorted({(r["mix"], r["threads"]) for r in ceil}, key=lambda k: (MIXES.index(k[0]), k[1]))
+        w("| workload | best peer (most rounds) | " + " | ".join(rows) + " |")
+        w("|---|---|" + "---|" * len(rows))
+        for (m, t) in keys:
+            cells = [v for (mm, tt, _), v in per.items() if mm == m and tt == t]
+            row, bests = [], {}
+            for s in rows:
+                ratios = []
+                for cell in cells:
+                    peers = {k: v for k, v in cell.items() if k != OURS and k not in CEILINGS}
+                    if s not in cell or not peers:
+                        continue
+                    best = max(peers, key=peers.get)
+                    if s == rows[0]:
+                        bests[best] = bests.get(best, 0) + 1
+                    ratios.append(cell[s] / peers[best])
+                row.append(f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}–{max(ratios):.2f}]"
+                           if ratios else "–")
+            top = max(bests, key=bests.get) if bests else "–"
+            w(f"| {m}, {t} thread{'s' if t > 1 else ''} | {top} ({bests.get(top, 0)}/{len(cells)}) | "
+              + " | ".join(row) + " |")
         w("")
 
     # ---- callgrind ----
