@@ -129,6 +129,21 @@ def callgrind_table(rows):
 
 # ---- the whole report ----------------------------------------------------------------------
 
+def paired(cells, subject, exclude=()):
+    """Paired ratios of `subject`: in each cell (one round's Mop/s by subject), its rate over the
+    best other subject's, leaving out `exclude`. Returns the ratios and how many cells each other
+    subject was best in."""
+    ratios, bests = [], {}
+    for cell in cells:
+        others = {s: v for s, v in cell.items() if s != subject and s not in exclude}
+        if subject not in cell or not others:
+            continue
+        best = max(others, key=others.get)
+        bests[best] = bests.get(best, 0) + 1
+        ratios.append(cell[subject] / others[best] if others[best] > 0 else float("inf"))
+    return ratios, bests
+
+
 def report(res):
     out = []
     w = out.append
@@ -238,15 +253,7 @@ def report(res):
         for m in MIXES:
             row = []
             for t in threads:
-                ratios, bests = [], {}
-                for rd in rounds:
-                    cell = per_round.get((m, t, rd), {})
-                    others = {s: v for s, v in cell.items() if s != OURS}
-                    if OURS not in cell or not others:
-                        continue
-                    best = max(others, key=others.get)
-                    bests[best] = bests.get(best, 0) + 1
-                    ratios.append(cell[OURS] / others[best] if others[best] > 0 else float("inf"))
+                ratios, bests = paired([per_round.get((m, t, rd), {}) for rd in rounds], OURS)
                 if not ratios:
                     row.append("–")
                     continue
@@ -265,7 +272,8 @@ def report(res):
     ceil = [r for r in ceil_all if r["kind"] == "throughput"]
     if ceil:
         crun = next((r for r in ceil_all if r["kind"] == "run"), None)
-        cend = next((r for r in ceil_all if r["kind"] == "run_end"), None)
+        # Two runs (lookups, then churn): the load before the first and after the last.
+        cend = next((r for r in reversed(ceil_all) if r["kind"] == "run_end"), None)
         rows = [s for s in [OURS] + CEILINGS if any(r["subject"] == s for r in ceil)]
         per = {}
         for r in ceil:
@@ -294,15 +302,9 @@ def report(res):
             cells = [v for (mm, tt, _), v in per.items() if mm == m and tt == t]
             row, bests = [], {}
             for s in rows:
-                ratios = []
-                for cell in cells:
-                    peers = {k: v for k, v in cell.items() if k != OURS and k not in CEILINGS}
-                    if s not in cell or not peers:
-                        continue
-                    best = max(peers, key=peers.get)
-                    if s == rows[0]:
-                        bests[best] = bests.get(best, 0) + 1
-                    ratios.append(cell[s] / peers[best])
+                # Every row against the same peers: the best one's counts are any row's.
+                ratios, bests_s = paired(cells, s, exclude={OURS, *CEILINGS})
+                bests = bests or bests_s
                 row.append(f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}–{max(ratios):.2f}]"
                            if ratios else "–")
             top = max(bests, key=bests.get) if bests else "–"
