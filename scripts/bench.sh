@@ -3,7 +3,7 @@
 # idle machine: a benchmark taken while other work runs is not a measurement (the load average
 # before and after is recorded).
 #
-#   scripts/bench.sh           # full run: about 20 minutes on 2 cores, plus the first build
+#   scripts/bench.sh           # full run: about 30 minutes on 2 cores, plus the first build
 #   scripts/bench.sh --quick   # smoke test (2 short rounds, fewer operations; numbers
 #                              # meaningless), writes target/bench-results/BENCHMARKS.quick.md
 #
@@ -90,6 +90,14 @@ echo "== ceilings: $ROUNDS rounds x (resume, 1/2/4 threads; churn, 1) x 11 subje
 "$bin" throughput --rounds "$ROUNDS" --secs "$SECS" --mixes churn --threads 1 --subjects "$CEIL" \
   --out "$RES/ceiling-churn.jsonl"
 cat "$RES/ceiling-resume.jsonl" "$RES/ceiling-churn.jsonl" > "$RES/ceiling.jsonl"
+
+# The shared ceilings (benches/compare/ceiling_shared.rs), sound with many writers: the write mixes
+# at every thread count, beside the peers that lead them.
+SHARED="session-cache,ceiling-shared,ceiling-shared-no-clock,papaya,dashmap,scc-HashMap"
+SHARED="$SHARED,scc-HashCache,quick_cache"
+echo "== shared ceilings: $ROUNDS rounds x (handshake, churn) x 1/2/4 threads x 8 subjects x ${SECS}s" >&2
+"$bin" throughput --rounds "$ROUNDS" --secs "$SECS" --mixes handshake,churn --subjects "$SHARED" \
+  --out "$RES/ceiling-shared.jsonl"
 
 echo "== tail latency" >&2
 target/bench-work-stats/release/compare tail --secs "$TAIL_SECS" --threads 2 --out "$RES/tail.jsonl"

@@ -42,6 +42,10 @@ use portable_atomic::AtomicU128;
 
 use super::{Hasher, Id, Sess, Subject, CAP, TTL};
 
+#[path = "ceiling_shared.rs"]
+mod shared;
+pub use shared::SharedCeiling;
+
 /// The ceilings by name, what each keeps, and the line `compare` prints for it.
 pub const CEILINGS: &[(&str, Parts, &str)] = &[
     (
@@ -64,6 +68,16 @@ pub const CEILINGS: &[(&str, Parts, &str)] = &[
         Parts(0),
         "a ceiling, not a cache (ceiling.rs): the bare probe, released at once",
     ),
+    (
+        "ceiling-shared",
+        Parts(Parts::SHARED.0 | Parts::CLOCK.0 | Parts::STATS.0),
+        "a ceiling, not a cache (ceiling_shared.rs): set-associative, slots by compare-exchange, the pin, deferred release, clock and counts",
+    ),
+    (
+        "ceiling-shared-no-clock",
+        Parts(Parts::SHARED.0 | Parts::STATS.0),
+        "a ceiling, not a cache (ceiling_shared.rs): set-associative, slots by compare-exchange, the pin, deferred release and counts, no clock",
+    ),
 ];
 
 /// The parts of the contract a ceiling keeps.
@@ -77,8 +91,10 @@ impl Parts {
     pub const CLOCK: Parts = Parts(2);
     /// Per-thread hit and miss counts.
     pub const STATS: Parts = Parts(4);
+    /// The shared ceiling ([`SharedCeiling`]): sound with any number of writers; always pins.
+    pub const SHARED: Parts = Parts(8);
 
-    fn has(self, p: Parts) -> bool {
+    pub fn has(self, p: Parts) -> bool {
         self.0 & p.0 != 0
     }
 }

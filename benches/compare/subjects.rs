@@ -30,7 +30,7 @@ mod ceiling;
 #[path = "openssl.rs"]
 mod openssl;
 
-pub use ceiling::CEILINGS;
+pub use ceiling::{Parts, CEILINGS};
 
 /// Number of sessions every subject holds (OpenSSL's default cache size).
 pub const CAP: usize = 20_480;
@@ -198,7 +198,11 @@ pub fn with_subject<V: Visit>(name: &str, v: V) -> Option<V::Out> {
         "openssl" => v.visit(openssl::OpensslCache::new(CAP)),
         other => {
             let &(_, parts, _) = CEILINGS.iter().find(|(n, _, _)| *n == other)?;
-            v.visit(ceiling::Ceiling::new(parts))
+            if parts.has(ceiling::Parts::SHARED) {
+                v.visit(ceiling::SharedCeiling::new(parts))
+            } else {
+                v.visit(ceiling::Ceiling::new(parts))
+            }
         }
     })
 }
