@@ -16,11 +16,12 @@
 //!   than the shipped cache's bound on how long a release may wait: never slower for it);
 //! - the coarse clock and the per-thread counts, switchable as in the parent module.
 //!
-//! Two writers of one group can race on its tag word and lose a tag: that entry is then missed
-//! by lookups (and its lane skipped by claimers) until an eviction, which reads the slots
-//! themselves, takes it. It only makes the table cheaper, and it is memory-safe: a slot's
-//! session is released only by the one thread whose compare-exchange emptied it, after the
-//! grace period.
+//! Two writers of one group can race on its tag word and lose one's update. A lost tag leaves an
+//! entry that lookups miss and claimers skip until an eviction, which reads the slots
+//! themselves, takes it; a lost clear leaves an empty lane that looks taken, so the group keeps
+//! fewer entries, until an add finds nothing there to evict and rewrites the tags. Both only
+//! make the table cheaper, and both are memory-safe: a slot's session is released only by the
+//! one thread whose compare-exchange emptied it, after the grace period.
 
 use std::cell::RefCell;
 use std::sync::atomic::AtomicU64;
@@ -200,7 +201,8 @@ impl SharedCeiling {
         true
     }
 
-    /// Evicts the oldest session of `group`.
+    /// Evicts the oldest session of `group`. If every slot is empty (each lane's tag was left
+    /// set by a lost clear, module docs), clears the tags instead, so that the add can claim.
     fn evict(&self, group: &Group, guard: &crossbeam_epoch::Guard) {
         let mut oldest: Option<(usize, u128)> = None;
         for (lane, slot) in group.slots.iter().enumerate() {
@@ -209,8 +211,12 @@ impl SharedCeiling {
                 oldest = Some((lane, pair));
             }
         }
-        if let Some((lane, pair)) = oldest {
-            self.kill(&Place { group, lane, pair }, guard);
+        match oldest {
+            Some((lane, pair)) => {
+                self.kill(&Place { group, lane, pair }, guard);
+            }
+            // Relaxed: as in `kill`.
+            None => group.tags.store(0, Relaxed),
         }
     }
 }
