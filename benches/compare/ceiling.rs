@@ -133,6 +133,30 @@ impl Group {
         let x = tags ^ tag.wrapping_mul(0x0101_0101_0101_0101);
         x.wrapping_sub(0x0101_0101_0101_0101) & !x & TAKEN
     }
+
+    /// The lane among those `tags` marks with `tag` whose session has the id `id`, and the
+    /// slot's value.
+    ///
+    /// # Safety
+    /// Every session a slot of this group points to stays alive during the call: the caller is
+    /// pinned (a slot's session is released only after it was unlinked, and then after every
+    /// guard that could have loaded it has ended) or, for a ceiling without the pin, no other
+    /// thread writes.
+    #[inline(always)]
+    unsafe fn find(&self, tags: u64, tag: u64, id: &Id) -> Option<(usize, u128)> {
+        let mut lanes = Self::candidates(tags, tag);
+        while lanes != 0 {
+            let lane = (lanes.trailing_zeros() / 8) as usize;
+            lanes &= lanes - 1;
+            let pair = self.slots[lane].load(Acquire);
+            let p = pointer(pair);
+            // SAFETY: the caller's contract.
+            if !p.is_null() && unsafe { &*p }.id == *id {
+                return Some((lane, pair));
+            }
+        }
+        None
+    }
 }
 
 /// A removed or evicted session waiting for its release.
@@ -156,6 +180,29 @@ struct Batch(Vec<Released>);
 // SAFETY: a batch only carries pointers to `Sess` (which is `Send + Sync`) whose references the
 // table gave up; the thread that runs the deferred release drops them, as an `Arc` may be.
 unsafe impl Send for Batch {}
+
+impl Batch {
+    /// Hands `items` to the collector as one deferred release, and flushes.
+    ///
+    /// # Safety
+    /// Every item is unlinked: no slot holds it any more, so only readers pinned before now can
+    /// have loaded it.
+    unsafe fn hand_off(guard: &crossbeam_epoch::Guard, items: Vec<Released>) {
+        let batch = Batch(items);
+        // SAFETY: the caller's contract; the collector runs the closure only after every guard
+        // pinned before this defer has ended.
+        unsafe {
+            guard.defer_unchecked(move || {
+                let batch = batch;
+                for r in batch.0 {
+                    // SAFETY: past the grace period (above).
+                    r.release();
+                }
+            })
+        };
+        guard.flush();
+    }
+}
 
 /// This thread's gathering batch; at thread exit the rest is released at once (sound for the
 /// uses above: the exiting thread is the only writer, and no one reads during a write mix).
@@ -193,8 +240,7 @@ fn coarse_nanos() -> u64 {
 /// See the module docs.
 pub struct Ceiling {
     groups: Box<[Group]>,
-    hasher: Hasher,
-    parts: Parts,
+    kept: Kept,
     live: AtomicUsize,
 }
 
@@ -213,13 +259,38 @@ fn expiry(pair: u128) -> u64 {
     (pair >> 64) as u64
 }
 
-impl Ceiling {
-    pub fn new(parts: Parts) -> Self {
-        Ceiling {
-            groups: (0..GROUPS).map(|_| Group::new()).collect(),
+/// A lane's tag for `hash`: seven bits of it, and the high bit that marks the lane taken.
+#[inline(always)]
+fn tag(hash: u64) -> u64 {
+    (hash >> 57) | 0x80
+}
+
+/// Releases every session still in `groups`, whose table is being dropped.
+fn release_all(groups: &[Group]) {
+    for group in groups {
+        for slot in group.slots.iter() {
+            let p = pointer(slot.load(Relaxed));
+            if !p.is_null() {
+                // SAFETY: the table is gone, so is every reader; each live slot holds one
+                // reference of its own.
+                unsafe { Released(p).release() };
+            }
+        }
+    }
+}
+
+/// The per-operation costs of the contract a ceiling keeps or drops by its [`Parts`]: the hash,
+/// the clock and the counts. (The pin is each ceiling's own: the flat one may go without.)
+struct Kept {
+    hasher: Hasher,
+    parts: Parts,
+}
+
+impl Kept {
+    fn new(parts: Parts) -> Self {
+        Kept {
             hasher: Hasher::new(),
             parts,
-            live: AtomicUsize::new(0),
         }
     }
 
@@ -232,27 +303,38 @@ impl Ceiling {
     }
 
     #[inline(always)]
-    fn tag(hash: u64) -> u64 {
-        (hash >> 57) | 0x80
-    }
-
-    #[inline(always)]
-    fn home(hash: u64) -> usize {
-        hash as usize & (GROUPS - 1)
-    }
-
-    #[inline(always)]
-    fn pin(&self) -> Option<crossbeam_epoch::Guard> {
-        self.parts.has(Parts::PIN).then(crossbeam_epoch::pin)
-    }
-
-    #[inline(always)]
     fn now(&self) -> u64 {
         if self.parts.has(Parts::CLOCK) {
             coarse_nanos()
         } else {
             0
         }
+    }
+
+    /// A lookup's answer, as a cache's `get` gives it, from the slot value it found: a live
+    /// session is cloned for the caller, then `guard` ends, then the clone is dropped.
+    ///
+    /// # Safety
+    /// `found`'s pointer was loaded from a slot under `guard` (or, for a ceiling without the
+    /// pin, while no other thread writes), so its session stays alive while `guard` does.
+    #[inline(always)]
+    unsafe fn answer<G>(&self, found: Option<u128>, guard: G) -> bool {
+        let hit = match found {
+            Some(pair) if expiry(pair) > self.now() => {
+                let p = pointer(pair);
+                // SAFETY: the caller's contract; the clone is the caller's reference.
+                let session = unsafe {
+                    Arc::increment_strong_count(p);
+                    Arc::from_raw(p)
+                };
+                drop(guard);
+                drop(session);
+                true
+            }
+            _ => false,
+        };
+        self.count(hit);
+        hit
     }
 
     #[inline(always)]
@@ -264,33 +346,46 @@ impl Ceiling {
             });
         }
     }
+}
+
+impl Ceiling {
+    pub fn new(parts: Parts) -> Self {
+        Ceiling {
+            groups: (0..GROUPS).map(|_| Group::new()).collect(),
+            kept: Kept::new(parts),
+            live: AtomicUsize::new(0),
+        }
+    }
+
+    #[inline(always)]
+    fn home(hash: u64) -> usize {
+        hash as usize & (GROUPS - 1)
+    }
+
+    #[inline(always)]
+    fn pin(&self) -> Option<crossbeam_epoch::Guard> {
+        self.kept.parts.has(Parts::PIN).then(crossbeam_epoch::pin)
+    }
 
     /// The slot holding `id`: probes groups from the home group on until one has a free lane
     /// (no key goes past a group that had room when it was added; module docs for a group
     /// that has room again).
     #[inline(always)]
     fn locate(&self, id: &Id, hash: u64) -> Option<Place> {
-        let tag = Self::tag(hash);
+        let tag = tag(hash);
         let mut g = Self::home(hash);
         loop {
             let group = &self.groups[g];
             let tags = group.tags.load(Acquire);
-            let mut lanes = Group::candidates(tags, tag);
-            while lanes != 0 {
-                let lane = (lanes.trailing_zeros() / 8) as usize;
-                lanes &= lanes - 1;
-                let pair = group.slots[lane].load(Acquire);
-                let p = pointer(pair);
-                // SAFETY: a slot's pointer is a live `Arc`'s: it is released only after it is
-                // unlinked, and then (with the pin) after every guard that could have loaded it
-                // ends, or (without) while no other thread reads (module docs).
-                if !p.is_null() && unsafe { &*p }.id == *id {
-                    return Some(Place {
-                        group: g,
-                        lane,
-                        pair,
-                    });
-                }
+            // SAFETY: a slot's pointer is a live `Arc`'s: it is released only after it is
+            // unlinked, and then (with the pin) after every guard that could have loaded it
+            // ends, or (without) while no other thread reads (module docs).
+            if let Some((lane, pair)) = unsafe { group.find(tags, tag, id) } {
+                return Some(Place {
+                    group: g,
+                    lane,
+                    pair,
+                });
             }
             if tags & TAKEN != TAKEN {
                 return None;
@@ -330,19 +425,9 @@ impl Ceiling {
             let mut b = b.borrow_mut();
             b.0.push(r);
             if b.0.len() == BATCH {
-                let batch = Batch(std::mem::replace(&mut b.0, Vec::with_capacity(BATCH)));
-                // SAFETY: every session in the batch is unlinked; the collector runs the
-                // closure only after every guard pinned before this defer has ended.
-                unsafe {
-                    guard.defer_unchecked(move || {
-                        let batch = batch;
-                        for r in batch.0 {
-                            // SAFETY: past the grace period (above).
-                            r.release();
-                        }
-                    })
-                };
-                guard.flush();
+                let full = std::mem::replace(&mut b.0, Vec::with_capacity(BATCH));
+                // SAFETY: every session in the batch was unlinked by `kill`.
+                unsafe { Batch::hand_off(guard, full) };
             }
         });
     }
@@ -385,14 +470,14 @@ impl Subject for Ceiling {
     }
 
     fn add_prepared(&self, s: Arc<Sess>) {
-        let hash = self.hash(&s.id);
+        let hash = self.kept.hash(&s.id);
         let guard = self.pin();
         if self.locate(&s.id, hash).is_some() {
             return;
         }
-        let expires = self.now().saturating_add(TTL.as_nanos() as u64);
+        let expires = self.kept.now().saturating_add(TTL.as_nanos() as u64);
         let pair = (Arc::into_raw(s) as u64 as u128) | ((expires as u128) << 64);
-        let tag = Self::tag(hash);
+        let tag = tag(hash);
         let mut g = Self::home(hash);
         'claim: loop {
             let group = &self.groups[g];
@@ -419,29 +504,15 @@ impl Subject for Ceiling {
 
     #[inline]
     fn get(&self, id: &Id) -> bool {
-        let hash = self.hash(id);
+        let hash = self.kept.hash(id);
         let guard = self.pin();
-        let hit = match self.locate(id, hash) {
-            Some(place) if expiry(place.pair) > self.now() => {
-                let p = pointer(place.pair);
-                // SAFETY: live under the guard (see `locate`); the clone is the caller's
-                // reference, as a cache's `get` hands out.
-                let session = unsafe {
-                    Arc::increment_strong_count(p);
-                    Arc::from_raw(p)
-                };
-                drop(guard);
-                drop(session);
-                true
-            }
-            _ => false,
-        };
-        self.count(hit);
-        hit
+        let found = self.locate(id, hash).map(|place| place.pair);
+        // SAFETY: `locate` loaded the slot under `guard` (module docs for the unpinned use).
+        unsafe { self.kept.answer(found, guard) }
     }
 
     fn remove(&self, id: &Id) -> bool {
-        let hash = self.hash(id);
+        let hash = self.kept.hash(id);
         let guard = self.pin();
         match self.locate(id, hash) {
             Some(place) => self.kill(place, guard.as_ref()),
@@ -460,15 +531,6 @@ impl Subject for Ceiling {
 
 impl Drop for Ceiling {
     fn drop(&mut self) {
-        for group in self.groups.iter() {
-            for slot in group.slots.iter() {
-                let p = pointer(slot.load(Relaxed));
-                if !p.is_null() {
-                    // SAFETY: the table is gone, so is every reader; each live slot holds one
-                    // reference of its own.
-                    unsafe { Released(p).release() };
-                }
-            }
-        }
+        release_all(&self.groups);
     }
 }

@@ -24,82 +24,39 @@
 //! one thread whose compare-exchange emptied it, after the grace period.
 
 use std::cell::RefCell;
-use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::sync::Arc;
 
-use portable_atomic::AtomicU128;
+use super::super::{Id, Sess, Subject, CAP, TTL};
+use super::{
+    expiry, pointer, release_all, tag, Batch, Group, Kept, Parts, Released, BATCH, GROUPS, TAKEN,
+};
 
-use super::super::{Hasher, Id, Sess, Subject, CAP, TTL};
-use super::{coarse_nanos, expiry, pointer, Batch, Parts, Released, BATCH, LANES, TAKEN};
-
-/// Groups: one per [`BOUND`] entries of the capacity.
-const GROUPS: usize = 4096;
 /// Entries a group keeps: an add into a group holding this many evicts its oldest first.
 const BOUND: u32 = 5;
 const _: () = assert!(GROUPS * BOUND as usize == CAP);
-
-#[repr(C, align(64))]
-struct Group {
-    /// One byte per lane: 0 for empty, else 0x80 | seven bits of the hash.
-    tags: AtomicU64,
-    _pad: u64,
-    /// Each: the session's `Arc` pointer (low half, 0 for empty) and its expiry (high half).
-    slots: [AtomicU128; LANES],
-}
-
-impl Group {
-    fn new() -> Self {
-        Group {
-            tags: AtomicU64::new(0),
-            _pad: 0,
-            slots: std::array::from_fn(|_| AtomicU128::new(0)),
-        }
-    }
-}
 
 /// This thread's releases gathered for the next batch. Unlike the flat ceiling's, it hands
 /// its rest to the collector when the thread exits: other threads may still read.
 struct Gathering(Vec<Released>);
 
-impl Gathering {
-    /// Hands `items` to the collector as one deferred release.
-    fn hand_off(guard: &crossbeam_epoch::Guard, items: Vec<Released>) {
-        let batch = Batch(items);
-        // SAFETY: every session in the batch was unlinked by the compare-exchange that emptied
-        // its slot; the collector runs the closure only after every guard pinned before this
-        // defer has ended, so no reader that loaded one of them can still hold it.
-        unsafe {
-            guard.defer_unchecked(move || {
-                let batch = batch;
-                for r in batch.0 {
-                    // SAFETY: past the grace period (above).
-                    r.release();
-                }
-            })
-        };
-        guard.flush();
-    }
-}
-
 impl Drop for Gathering {
     fn drop(&mut self) {
         if !self.0.is_empty() {
-            Self::hand_off(&crossbeam_epoch::pin(), std::mem::take(&mut self.0));
+            // SAFETY: every gathered session was unlinked by `kill`.
+            unsafe { Batch::hand_off(&crossbeam_epoch::pin(), std::mem::take(&mut self.0)) };
         }
     }
 }
 
 thread_local! {
     static GATHERING: RefCell<Gathering> = const { RefCell::new(Gathering(Vec::new())) };
-    static COUNTS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
 /// See the module docs.
 pub struct SharedCeiling {
     groups: Box<[Group]>,
-    hasher: Hasher,
-    parts: Parts,
+    kept: Kept,
 }
 
 /// Where a key stands: its lane in its home group and the slot's value.
@@ -113,22 +70,8 @@ impl SharedCeiling {
     pub fn new(parts: Parts) -> Self {
         SharedCeiling {
             groups: (0..GROUPS).map(|_| Group::new()).collect(),
-            hasher: Hasher::new(),
-            parts,
+            kept: Kept::new(parts),
         }
-    }
-
-    #[inline(always)]
-    fn hash(&self, key: &[u8]) -> u64 {
-        use std::hash::{BuildHasher, Hasher as _};
-        let mut h = self.hasher.build_hasher();
-        h.write(key);
-        h.finish()
-    }
-
-    #[inline(always)]
-    fn tag(hash: u64) -> u64 {
-        (hash >> 57) | 0x80
     }
 
     #[inline(always)]
@@ -136,43 +79,13 @@ impl SharedCeiling {
         &self.groups[hash as usize & (GROUPS - 1)]
     }
 
-    #[inline(always)]
-    fn now(&self) -> u64 {
-        if self.parts.has(Parts::CLOCK) {
-            coarse_nanos()
-        } else {
-            0
-        }
-    }
-
-    #[inline(always)]
-    fn count(&self, hit: bool) {
-        if self.parts.has(Parts::STATS) {
-            COUNTS.with(|c| {
-                let (h, m) = c.get();
-                c.set((h + hit as u64, m + !hit as u64));
-            });
-        }
-    }
-
     /// The lane of `group` holding `id`, if any (its home group is the only place it can be).
     #[inline(always)]
     fn locate<'a>(&self, group: &'a Group, id: &Id, tag: u64) -> Option<Place<'a>> {
-        let tags = group.tags.load(Acquire);
-        let x = tags ^ tag.wrapping_mul(0x0101_0101_0101_0101);
-        let mut lanes = x.wrapping_sub(0x0101_0101_0101_0101) & !x & TAKEN;
-        while lanes != 0 {
-            let lane = (lanes.trailing_zeros() / 8) as usize;
-            lanes &= lanes - 1;
-            let pair = group.slots[lane].load(Acquire);
-            let p = pointer(pair);
-            // SAFETY: the caller is pinned, and a slot's session is released only after the
-            // slot was emptied and every guard pinned before that has ended.
-            if !p.is_null() && unsafe { &*p }.id == *id {
-                return Some(Place { group, lane, pair });
-            }
-        }
-        None
+        // SAFETY: the caller is pinned, and a slot's session is released only after the slot
+        // was emptied and every guard pinned before that has ended.
+        let (lane, pair) = unsafe { group.find(group.tags.load(Acquire), tag, id) }?;
+        Some(Place { group, lane, pair })
     }
 
     /// Empties the slot at `place` if it still holds the same session, and retires it.
@@ -195,7 +108,8 @@ impl SharedCeiling {
             g.0.push(Released(pointer(place.pair)));
             if g.0.len() >= BATCH {
                 let full = std::mem::replace(&mut g.0, Vec::with_capacity(BATCH));
-                Gathering::hand_off(guard, full);
+                // SAFETY: every gathered session was unlinked by a `kill`, this one's included.
+                unsafe { Batch::hand_off(guard, full) };
             }
         });
         true
@@ -228,9 +142,9 @@ impl Subject for SharedCeiling {
     }
 
     fn add_prepared(&self, s: Arc<Sess>) {
-        let hash = self.hash(&s.id);
-        let tag = Self::tag(hash);
-        let expires = self.now().saturating_add(TTL.as_nanos() as u64);
+        let hash = self.kept.hash(&s.id);
+        let tag = tag(hash);
+        let expires = self.kept.now().saturating_add(TTL.as_nanos() as u64);
         let guard = crossbeam_epoch::pin();
         let group = self.home(hash);
         if self.locate(group, &s.id, tag).is_some() {
@@ -263,31 +177,19 @@ impl Subject for SharedCeiling {
 
     #[inline]
     fn get(&self, id: &Id) -> bool {
-        let hash = self.hash(id);
+        let hash = self.kept.hash(id);
         let guard = crossbeam_epoch::pin();
-        let hit = match self.locate(self.home(hash), id, Self::tag(hash)) {
-            Some(place) if expiry(place.pair) > self.now() => {
-                let p = pointer(place.pair);
-                // SAFETY: live under the guard (see `locate`); the clone is the caller's
-                // reference, as a cache's `get` hands out.
-                let session = unsafe {
-                    Arc::increment_strong_count(p);
-                    Arc::from_raw(p)
-                };
-                drop(guard);
-                drop(session);
-                true
-            }
-            _ => false,
-        };
-        self.count(hit);
-        hit
+        let found = self
+            .locate(self.home(hash), id, tag(hash))
+            .map(|place| place.pair);
+        // SAFETY: `locate` loaded the slot under `guard`.
+        unsafe { self.kept.answer(found, guard) }
     }
 
     fn remove(&self, id: &Id) -> bool {
-        let hash = self.hash(id);
+        let hash = self.kept.hash(id);
         let guard = crossbeam_epoch::pin();
-        match self.locate(self.home(hash), id, Self::tag(hash)) {
+        match self.locate(self.home(hash), id, tag(hash)) {
             Some(place) => self.kill(&place, &guard),
             None => false,
         }
@@ -301,7 +203,8 @@ impl Subject for SharedCeiling {
         let guard = crossbeam_epoch::pin();
         let rest = GATHERING.with(|g| std::mem::take(&mut g.borrow_mut().0));
         if !rest.is_empty() {
-            Gathering::hand_off(&guard, rest);
+            // SAFETY: as in `kill`.
+            unsafe { Batch::hand_off(&guard, rest) };
         }
         guard.flush();
     }
@@ -309,15 +212,6 @@ impl Subject for SharedCeiling {
 
 impl Drop for SharedCeiling {
     fn drop(&mut self) {
-        for group in self.groups.iter() {
-            for slot in group.slots.iter() {
-                let p = pointer(slot.load(Relaxed));
-                if !p.is_null() {
-                    // SAFETY: the table is gone, so is every reader; each live slot holds one
-                    // reference of its own.
-                    unsafe { Released(p).release() };
-                }
-            }
-        }
+        release_all(&self.groups);
     }
 }
