@@ -383,14 +383,15 @@ fn opts() -> Result<Opts, String> {
                 Mix::Handshake => false,
             });
             let sound = match o.mode.as_str() {
-                "check" => true,
+                // `profile` runs one thread.
+                "check" | "profile" => true,
                 "throughput" => one_writer,
                 _ => false,
             };
             if !sound {
                 return Err(format!(
-                    "{s:?} is a ceiling, not a cache: check, or throughput with --mixes resume \
-                     (any --threads) or churn (--threads 1)"
+                    "{s:?} is a ceiling, not a cache: check, profile, or throughput with --mixes \
+                     resume (any --threads) or churn (--threads 1)"
                 ));
             }
         } else if ceiling.is_none() && !floor && !NAMES.contains(&s.as_str()) {
