@@ -265,14 +265,17 @@ fn tag(hash: u64) -> u64 {
     (hash >> 57) | 0x80
 }
 
-/// Releases every session still in `groups`, whose table is being dropped.
-fn release_all(groups: &[Group]) {
+/// Releases every session still in `groups`.
+///
+/// # Safety
+/// The table that owns `groups` is being dropped: no reader is left, and each live slot holds
+/// one reference of its own, released here once.
+unsafe fn release_all(groups: &[Group]) {
     for group in groups {
         for slot in group.slots.iter() {
             let p = pointer(slot.load(Relaxed));
             if !p.is_null() {
-                // SAFETY: the table is gone, so is every reader; each live slot holds one
-                // reference of its own.
+                // SAFETY: the caller's contract.
                 unsafe { Released(p).release() };
             }
         }
@@ -531,6 +534,7 @@ impl Subject for Ceiling {
 
 impl Drop for Ceiling {
     fn drop(&mut self) {
-        release_all(&self.groups);
+        // SAFETY: `&mut self`: the table is being dropped, and no reader is left.
+        unsafe { release_all(&self.groups) };
     }
 }

@@ -212,6 +212,7 @@ impl Subject for SharedCeiling {
 
 impl Drop for SharedCeiling {
     fn drop(&mut self) {
-        release_all(&self.groups);
+        // SAFETY: `&mut self`: the table is being dropped, and no reader is left.
+        unsafe { release_all(&self.groups) };
     }
 }
