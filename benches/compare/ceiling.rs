@@ -45,6 +45,9 @@ use super::{Hasher, Id, Sess, Subject, CAP, TTL};
 #[path = "ceiling_shared.rs"]
 mod shared;
 pub use shared::SharedCeiling;
+#[path = "ceiling_assoc.rs"]
+mod assoc;
+pub use assoc::AssocCeiling;
 
 /// The ceilings by name, what each keeps, and the line `compare` prints for it.
 pub const CEILINGS: &[(&str, Parts, &str)] = &[
@@ -74,6 +77,11 @@ pub const CEILINGS: &[(&str, Parts, &str)] = &[
         "a ceiling, not a cache (ceiling_shared.rs): set-associative, slots by compare-exchange, the pin, deferred release, clock and counts",
     ),
     (
+        "ceiling-assoc",
+        Parts(Parts::SHARED.0 | Parts::ASSOC.0 | Parts::CLOCK.0 | Parts::STATS.0),
+        "a probe, not a cache (ceiling_assoc.rs): the shared ceiling's groups with an exact live count, no duplicate key, eviction only when full",
+    ),
+    (
         "ceiling-shared-no-clock",
         Parts(Parts::SHARED.0 | Parts::STATS.0),
         "a ceiling, not a cache (ceiling_shared.rs): set-associative, slots by compare-exchange, the pin, deferred release and counts, no clock",
@@ -93,6 +101,8 @@ impl Parts {
     pub const STATS: Parts = Parts(4);
     /// The shared ceiling ([`SharedCeiling`]): sound with any number of writers; always pins.
     pub const SHARED: Parts = Parts(8);
+    /// With [`SHARED`](Self::SHARED): the associative probe ([`AssocCeiling`]) instead.
+    pub const ASSOC: Parts = Parts(16);
 
     pub fn has(self, p: Parts) -> bool {
         self.0 & p.0 != 0

@@ -53,6 +53,35 @@ thread_local! {
     static GATHERING: RefCell<Gathering> = const { RefCell::new(Gathering(Vec::new())) };
 }
 
+/// Gathers the unlinked session `p` for this thread's next batch, and hands the batch off once
+/// it holds [`BATCH`].
+///
+/// # Safety
+/// `p` came from `Arc::into_raw`, and the caller's compare-exchange just emptied the one slot
+/// that held it: no slot holds it, so only readers pinned before now can have loaded it.
+pub(super) unsafe fn gather(p: *const Sess, guard: &crossbeam_epoch::Guard) {
+    GATHERING.with(|g| {
+        let mut g = g.borrow_mut();
+        g.0.push(Released(p));
+        if g.0.len() >= BATCH {
+            let full = std::mem::replace(&mut g.0, Vec::with_capacity(BATCH));
+            // SAFETY: every gathered session was unlinked (this function's contract).
+            unsafe { Batch::hand_off(guard, full) };
+        }
+    });
+}
+
+/// Hands this thread's gathered releases off and flushes.
+pub(super) fn settle_gathered() {
+    let guard = crossbeam_epoch::pin();
+    let rest = GATHERING.with(|g| std::mem::take(&mut g.borrow_mut().0));
+    if !rest.is_empty() {
+        // SAFETY: every gathered session was unlinked (`gather`'s contract).
+        unsafe { Batch::hand_off(&guard, rest) };
+    }
+    guard.flush();
+}
+
 /// See the module docs.
 pub struct SharedCeiling {
     groups: Box<[Group]>,
@@ -103,15 +132,8 @@ impl SharedCeiling {
             .group
             .tags
             .store(tags & !(0xff << (place.lane * 8)), Relaxed);
-        GATHERING.with(|g| {
-            let mut g = g.borrow_mut();
-            g.0.push(Released(pointer(place.pair)));
-            if g.0.len() >= BATCH {
-                let full = std::mem::replace(&mut g.0, Vec::with_capacity(BATCH));
-                // SAFETY: every gathered session was unlinked by a `kill`, this one's included.
-                unsafe { Batch::hand_off(guard, full) };
-            }
-        });
+        // SAFETY: our compare-exchange emptied the slot: the session is unlinked.
+        unsafe { gather(pointer(place.pair), guard) };
         true
     }
 
@@ -200,13 +222,7 @@ impl Subject for SharedCeiling {
     }
 
     fn settle(&self) {
-        let guard = crossbeam_epoch::pin();
-        let rest = GATHERING.with(|g| std::mem::take(&mut g.borrow_mut().0));
-        if !rest.is_empty() {
-            // SAFETY: as in `kill`.
-            unsafe { Batch::hand_off(&guard, rest) };
-        }
-        guard.flush();
+        settle_gathered();
     }
 }
 

@@ -198,7 +198,9 @@ pub fn with_subject<V: Visit>(name: &str, v: V) -> Option<V::Out> {
         "openssl" => v.visit(openssl::OpensslCache::new(CAP)),
         other => {
             let &(_, parts, _) = CEILINGS.iter().find(|(n, _, _)| *n == other)?;
-            if parts.has(ceiling::Parts::SHARED) {
+            if parts.has(ceiling::Parts::ASSOC) {
+                v.visit(ceiling::AssocCeiling::new(parts))
+            } else if parts.has(ceiling::Parts::SHARED) {
                 v.visit(ceiling::SharedCeiling::new(parts))
             } else {
                 v.visit(ceiling::Ceiling::new(parts))
