@@ -82,6 +82,11 @@ pub const CEILINGS: &[(&str, Parts, &str)] = &[
         "a probe, not a cache (ceiling_assoc.rs): the shared ceiling's groups with an exact live count, no duplicate key, eviction only when full",
     ),
     (
+        "ceiling-assoc-credit",
+        Parts(Parts::SHARED.0 | Parts::ASSOC.0 | Parts::CREDIT.0 | Parts::CLOCK.0 | Parts::STATS.0),
+        "a probe, not a cache (ceiling_assoc.rs): as ceiling-assoc, the count taken in per-thread chunks of room",
+    ),
+    (
         "ceiling-shared-no-clock",
         Parts(Parts::SHARED.0 | Parts::STATS.0),
         "a ceiling, not a cache (ceiling_shared.rs): set-associative, slots by compare-exchange, the pin, deferred release and counts, no clock",
@@ -103,6 +108,8 @@ impl Parts {
     pub const SHARED: Parts = Parts(8);
     /// With [`SHARED`](Self::SHARED): the associative probe ([`AssocCeiling`]) instead.
     pub const ASSOC: Parts = Parts(16);
+    /// With [`ASSOC`](Self::ASSOC): the live count in per-thread chunks of room.
+    pub const CREDIT: Parts = Parts(32);
 
     pub fn has(self, p: Parts) -> bool {
         self.0 & p.0 != 0

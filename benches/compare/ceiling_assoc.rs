@@ -50,9 +50,17 @@ const VERSION: u64 = 1 << 56;
 /// The expiry's bits that carry the tie-break instead (about a millisecond's worth).
 const TIE_BITS: u64 = (1 << 20) - 1;
 
+/// Room a thread takes from the count at a time, with [`Parts::CREDIT`].
+const CHUNK: usize = 16;
+
+/// Tables made so far: each one's id for the credit of its threads.
+static TABLES: AtomicUsize = AtomicUsize::new(0);
+
 thread_local! {
     /// This thread's adds, for the tie-break.
     static SEQ: Cell<u64> = const { Cell::new(0) };
+    /// The room this thread holds, and in which table (0: none).
+    static CREDIT: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
 /// The session a slot value points to, without the [`PENDING`] mark.
@@ -76,7 +84,12 @@ fn with_lane(tags: u64, lane: usize, byte: u64) -> u64 {
 pub struct AssocCeiling {
     groups: Box<[Group]>,
     kept: Kept,
+    /// Live entries (exact count), or live entries and the room threads hold (with credit).
     live: AtomicUsize,
+    /// [`Parts::CREDIT`]: the count in per-thread chunks of room.
+    credit: bool,
+    /// Which table a thread's credit is for.
+    id: usize,
 }
 
 impl AssocCeiling {
@@ -85,6 +98,8 @@ impl AssocCeiling {
             groups: (0..GROUPS).map(|_| Group::new()).collect(),
             kept: Kept::new(parts),
             live: AtomicUsize::new(0),
+            credit: parts.has(Parts::CREDIT),
+            id: TABLES.fetch_add(1, Relaxed) + 1,
         }
     }
 
@@ -184,6 +199,64 @@ impl AssocCeiling {
         oldest.is_some_and(|(lane, pair)| self.kill(group, lane, pair, guard))
     }
 
+    /// Whether an add must evict first. Exact count: the cache is full. With credit: this thread
+    /// has no room reserved and none is left to take (else it takes one, and the add is counted
+    /// in by that).
+    #[inline(always)]
+    fn full_before_add(&self) -> bool {
+        if !self.credit {
+            // Relaxed: a hint; the count's own read-modify-writes settle races (`add_prepared`).
+            return self.live.load(Relaxed) >= CAP;
+        }
+        CREDIT.with(|c| {
+            let (table, left) = c.get();
+            if table == self.id && left > 0 {
+                c.set((table, left - 1));
+                return false;
+            }
+            // Relaxed: the count publishes nothing; its compare-exchange alone keeps it at most
+            // the capacity.
+            let mut reserved = self.live.load(Relaxed);
+            loop {
+                let room = CAP.saturating_sub(reserved).min(CHUNK);
+                if room == 0 {
+                    c.set((self.id, 0));
+                    return true;
+                }
+                match self
+                    .live
+                    .compare_exchange_weak(reserved, reserved + room, Relaxed, Relaxed)
+                {
+                    Ok(_) => {
+                        c.set((self.id, room - 1));
+                        return false;
+                    }
+                    Err(now) => reserved = now,
+                }
+            }
+        })
+    }
+
+    /// One entry fewer: counted out, or (with credit) room this thread keeps for its next adds,
+    /// giving a chunk back once it holds two.
+    #[inline(always)]
+    fn count_out(&self) {
+        if !self.credit {
+            self.live.fetch_sub(1, AcqRel);
+            return;
+        }
+        CREDIT.with(|c| {
+            let (table, left) = c.get();
+            let left = if table == self.id { left + 1 } else { 1 };
+            if left > 2 * CHUNK {
+                self.live.fetch_sub(CHUNK, Relaxed);
+                c.set((self.id, left - CHUNK));
+            } else {
+                c.set((self.id, left));
+            }
+        })
+    }
+
     /// The sampled eviction of a full cache: the fuller of the two groups pays.
     fn evict_sampled(&self, hash: u64, keep: *const Sess, guard: &crossbeam_epoch::Guard) -> bool {
         let (home, second) = (self.home(hash), self.second(hash));
@@ -229,9 +302,18 @@ impl Subject for AssocCeiling {
         let marked = pair | PENDING as u128;
         // SAFETY: ours until it is published, and the guard keeps it alive after that.
         let id = &unsafe { &*p }.id;
-        // Relaxed: a hint; the count's own read-modify-writes settle races (below).
-        let mut in_place =
-            self.live.load(Relaxed) >= CAP && self.evict_sampled(hash, std::ptr::null(), &guard);
+        // `in_place`: the add needs no change of the count (below, or at once with credit).
+        let full = self.full_before_add();
+        let mut in_place = full && self.evict_sampled(hash, std::ptr::null(), &guard);
+        if self.credit {
+            if full && !in_place {
+                // No room to take and nothing to evict: counted in over capacity, as in the
+                // shipped cache (only an empty table has nothing to evict).
+                self.live.fetch_add(1, AcqRel);
+            }
+            // Counted by the room it took, or by the eviction.
+            in_place = true;
+        }
         'add: loop {
             let tags = group.tags.load(Acquire);
             // SAFETY: pinned.
@@ -250,7 +332,7 @@ impl Subject for AssocCeiling {
                 // SAFETY: our compare-exchange unlinked it.
                 unsafe { gather(session(old), &guard) };
                 if in_place {
-                    self.live.fetch_sub(1, AcqRel);
+                    self.count_out();
                 }
                 return;
             }
@@ -272,7 +354,7 @@ impl Subject for AssocCeiling {
                 // No free lane (or each was claimed meanwhile): the home group's oldest goes.
                 if self.evict(group, std::ptr::null(), &guard) {
                     if in_place {
-                        self.live.fetch_sub(1, AcqRel);
+                        self.count_out();
                     }
                     in_place = true;
                 }
@@ -338,7 +420,7 @@ impl Subject for AssocCeiling {
         // SAFETY: pinned.
         match unsafe { Self::find(group, group.tags.load(Acquire), tag(hash), id, false) } {
             Ok(Some((lane, pair))) if self.kill(group, lane, pair, &guard) => {
-                self.live.fetch_sub(1, AcqRel);
+                self.count_out();
                 true
             }
             _ => false,
