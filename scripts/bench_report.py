@@ -17,7 +17,7 @@ import sys
 
 OURS = "session-cache"
 FLAT_CEILINGS = ["ceiling", "ceiling-no-clock", "ceiling-no-pin", "ceiling-bare"]
-SHARED_CEILINGS = ["ceiling-shared", "ceiling-shared-no-clock", "ceiling-assoc"]
+SHARED_CEILINGS = ["ceiling-shared", "ceiling-shared-no-clock", "ceiling-assoc", "ceiling-assoc-credit"]
 CEILINGS = FLAT_CEILINGS + SHARED_CEILINGS
 FLOOR = "hashbrown"
 MIXES = ["resume", "handshake", "churn"]
