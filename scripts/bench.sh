@@ -91,11 +91,12 @@ echo "== ceilings: $ROUNDS rounds x (resume, 1/2/4 threads; churn, 1) x 11 subje
   --out "$RES/ceiling-churn.jsonl"
 cat "$RES/ceiling-resume.jsonl" "$RES/ceiling-churn.jsonl" > "$RES/ceiling.jsonl"
 
-# The shared ceilings (benches/compare/ceiling_shared.rs), sound with many writers: the write mixes
-# at every thread count, beside the peers that lead them.
-SHARED="session-cache,ceiling-shared,ceiling-shared-no-clock,papaya,dashmap,scc-HashMap"
-SHARED="$SHARED,scc-HashCache,quick_cache"
-echo "== shared ceilings: $ROUNDS rounds x (handshake, churn) x 1/2/4 threads x 8 subjects x ${SECS}s" >&2
+# The shared ceilings (benches/compare/ceiling_shared.rs) and the associative probes
+# (ceiling_assoc.rs), sound with many writers: the write mixes at every thread count, beside the
+# peers that lead them.
+SHARED="session-cache,ceiling-shared,ceiling-shared-no-clock,ceiling-assoc,ceiling-assoc-credit"
+SHARED="$SHARED,papaya,dashmap,scc-HashMap,scc-HashCache,quick_cache"
+echo "== shared ceilings: $ROUNDS rounds x (handshake, churn) x 1/2/4 threads x 10 subjects x ${SECS}s" >&2
 "$bin" throughput --rounds "$ROUNDS" --secs "$SECS" --mixes handshake,churn --subjects "$SHARED" \
   --out "$RES/ceiling-shared.jsonl"
 

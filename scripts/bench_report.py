@@ -346,7 +346,11 @@ def report(res):
          "deferred release in batches of 48 (looser than the prompt-release bound, which in `churn`",
          "hands off every 24 releases), the coarse clock (dropped by `-no-clock`) and the counts.",
          "Its rate bounds what a contract-keeping table on crossbeam-epoch reaches in the write",
-         "mixes. Cells as above, with the `get` hit ratio of each row in `handshake`."],
+         "mixes. The associative probes (`benches/compare/ceiling_assoc.rs`: `ceiling-assoc`,",
+         "`ceiling-assoc-credit`) are its groups with what a cache keeps: a live count (exact, or",
+         "taken in per-thread chunks of room), eviction only when the cache is full (from the fuller",
+         "of two groups; an add into a full home group evicts there), no duplicate key under racing",
+         "adds; no growth. Cells as above, with the `get` hit ratio of each row in `handshake`."],
         "", hit_ratios=True))
 
     # ---- callgrind ----
@@ -364,7 +368,8 @@ def report(res):
         if any(r.get("subject") in CEILINGS for r in cg):
             w("The ceilings (`ceiling`, `ceiling-shared`) are the ideal tables of the sections above,")
             w("not caches: what the contract's costs per operation come to without the rest of a cache")
-            w("(a get hit of an id the shared ceiling no longer holds is a miss, noted below the table).")
+            w("(a get hit of an id the shared ceiling no longer holds is a miss, noted below the table);")
+            w("`ceiling-assoc-credit` is the associative probe of the shared ceilings' section.")
         w("Cache geometry: valgrind's default (the host's). Instruction counts include the few")
         w("instructions of the measuring loop, the same for every subject.")
         w("")

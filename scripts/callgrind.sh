@@ -12,7 +12,9 @@
 # eighth, 20 480 more measured the same way: per add, with the remove that follows it; not for
 # rustls, whose remove scans every key). `hashbrown` is the floor: a plain map with ahash, get + `Arc` clone.
 # `ceiling` and `ceiling-shared` are the ideal tables of benches/compare/ceiling*.rs, not caches:
-# what the contract's per-operation costs come to without the rest of a cache.
+# what the contract's per-operation costs come to without the rest of a cache;
+# `ceiling-assoc-credit` the associative probe (ceiling_assoc.rs), a set-associative table with
+# what a cache keeps of the contract's counts.
 # Only the `measure_*` functions of the compare binary are counted (--toggle-collect), and each
 # figure is divided by that function's iteration count. D1 and LL misses are data misses,
 # reads + writes, under the tool's default cache geometry (taken from the host).
@@ -22,7 +24,7 @@
 # target/callgrind/callgrind.jsonl (read by scripts/bench_report.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SUBJECTS="${SUBJECTS:-session-cache papaya dashmap scc-HashMap scc-HashCache moka quick_cache mutex-fifo rustls openssl hashbrown ceiling ceiling-shared}"
+SUBJECTS="${SUBJECTS:-session-cache papaya dashmap scc-HashMap scc-HashCache moka quick_cache mutex-fifo rustls openssl hashbrown ceiling ceiling-shared ceiling-assoc-credit}"
 N="${N:-20480}"
 DIR="${DIR:-target/callgrind}"
 JOBS="${JOBS:-$(nproc)}"   # valgrind runs at a time (instruction counts do not depend on it)
