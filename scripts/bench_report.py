@@ -17,7 +17,8 @@ import sys
 
 OURS = "session-cache"
 FLAT_CEILINGS = ["ceiling", "ceiling-no-clock", "ceiling-no-pin", "ceiling-bare"]
-SHARED_CEILINGS = ["ceiling-shared", "ceiling-shared-no-clock", "ceiling-assoc", "ceiling-assoc-credit"]
+ASSOC = ["ceiling-assoc", "ceiling-assoc-credit"]
+SHARED_CEILINGS = ["ceiling-shared", "ceiling-shared-no-clock"] + ASSOC
 CEILINGS = FLAT_CEILINGS + SHARED_CEILINGS
 FLOOR = "hashbrown"
 MIXES = ["resume", "handshake", "churn"]
@@ -333,8 +334,9 @@ def report(res):
          "every peer. A ceiling is sound only where nothing writes beside a reader, so `resume` runs",
          "at every thread count and `churn` at one."],
         "and the same with `--threads 1 --mixes churn`"))
+    shared = load(os.path.join(res, "ceiling-shared.jsonl"))
     out.extend(ceiling_table(
-        load(os.path.join(res, "ceiling-shared.jsonl")), [OURS] + SHARED_CEILINGS,
+        shared, [OURS] + SHARED_CEILINGS,
         "## Shared ceilings: the write mixes at every thread count",
         ["A shared ceiling (`benches/compare/ceiling_shared.rs`) is not a cache either: a",
          "set-associative table that keeps at most 5 entries in each group of 7 inline slots and",
@@ -346,11 +348,14 @@ def report(res):
          "deferred release in batches of 48 (looser than the prompt-release bound, which in `churn`",
          "hands off every 24 releases), the coarse clock (dropped by `-no-clock`) and the counts.",
          "Its rate bounds what a contract-keeping table on crossbeam-epoch reaches in the write",
-         "mixes. The associative probes (`benches/compare/ceiling_assoc.rs`: `ceiling-assoc`,",
-         "`ceiling-assoc-credit`) are its groups with what a cache keeps: a live count (exact, or",
-         "taken in per-thread chunks of room), eviction only when the cache is full (from the fuller",
-         "of two groups; an add into a full home group evicts there), no duplicate key under racing",
-         "adds; no growth. Cells as above, with the `get` hit ratio of each row in `handshake`."],
+        ]
+        + (["mixes. The associative probes (`benches/compare/ceiling_assoc.rs`: `ceiling-assoc`,",
+            "`ceiling-assoc-credit`) are its groups with what a cache keeps: a live count (exact, or",
+            "taken in per-thread chunks of room), eviction only when the cache is full (from the",
+            "fuller of two groups; an add into a full home group evicts there), no duplicate key",
+            "under racing adds; no growth. Cells as above, with the `get` hit ratio of each row in",
+            "`handshake`."] if any(r.get("subject") in ASSOC for r in shared) else
+           ["mixes. Cells as above, with the `get` hit ratio of each row in `handshake`."]),
         "", hit_ratios=True))
 
     # ---- callgrind ----
@@ -368,8 +373,10 @@ def report(res):
         if any(r.get("subject") in CEILINGS for r in cg):
             w("The ceilings (`ceiling`, `ceiling-shared`) are the ideal tables of the sections above,")
             w("not caches: what the contract's costs per operation come to without the rest of a cache")
-            w("(a get hit of an id the shared ceiling no longer holds is a miss, noted below the table);")
-            w("`ceiling-assoc-credit` is the associative probe of the shared ceilings' section.")
+            w("(a get hit of an id the shared ceiling no longer holds is a miss, noted below the table)"
+              + (";" if any(r.get("subject") in ASSOC for r in cg) else "."))
+            if any(r.get("subject") in ASSOC for r in cg):
+                w("`ceiling-assoc-credit` is the associative probe of the shared ceilings' section.")
         w("Cache geometry: valgrind's default (the host's). Instruction counts include the few")
         w("instructions of the measuring loop, the same for every subject.")
         w("")
