@@ -167,6 +167,7 @@ def ceiling_table(records, subjects, title, intro, more_commands, hit_ratios=Fal
     w(title)
     w("")
     out.extend(intro)
+    w("")
     if crun:
         w(f"Load average before: {crun['loadavg_before']}; after: "
           f"{cend['loadavg_after'] if cend else '?'}.")
