@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Gate: the benchmark package (benches/: session-cache-bench, with every peer) builds: the
-# criterion benches and the compare binary. CI never runs them (no timed assertions);
+# criterion benches and the compare binary; and compare's unit tests pass. CI never runs the
+# benchmarks (no timed assertions);
 # scripts/bench.sh does, by hand, on an idle machine.
 #
 # Release profile, as scripts/bench.sh and scripts/callgrind.sh build them. The crate's own
@@ -28,4 +29,11 @@ if ! "${cmd[@]}" >"$log" 2>&1; then
   echo "GATE bench-build: FAILED (${cmd[*]}, see above)"
   exit 1
 fi
-echo "GATE bench-build: ok (${cmd[*]}: single + compare built in $(( $(date +%s) - start )) s)"
+# The comparison binary's own tests (the associative probe's duplicate-key rule): not timed.
+test=(cargo test --release --locked -p session-cache-bench --bin compare)
+if ! "${test[@]}" >"$log" 2>&1; then
+  tail -n 60 "$log"
+  echo "GATE bench-build: FAILED (${test[*]}, see above)"
+  exit 1
+fi
+echo "GATE bench-build: ok (${cmd[*]}: single + compare built, and ${test[*]} passed, in $(( $(date +%s) - start )) s)"
