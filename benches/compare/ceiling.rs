@@ -242,13 +242,18 @@ thread_local! {
 }
 
 fn coarse_nanos() -> u64 {
+    clock_nanos(libc::CLOCK_MONOTONIC_COARSE)
+}
+
+/// `clock` in nanoseconds.
+fn clock_nanos(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec; the coarse clock exists on every Linux this
-    // benchmark runs on.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    // SAFETY: `ts` is a valid, writable timespec; the monotonic clocks, coarse or not, exist on
+    // every Linux this benchmark runs on.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)

@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use super::super::{Id, Sess, Subject, CAP, TTL};
 use super::shared::{gather, settle_gathered};
-use super::{expiry, release_all, tag, Group, Kept, Parts, TAKEN};
+use super::{clock_nanos, expiry, release_all, tag, Group, Kept, Parts, TAKEN};
 
 /// Groups of seven lanes: 57 344 slots for 20 480 sessions, 2.5 a group on average, so that a
 /// full home group (an eviction the contract would not make) stays rare.
@@ -66,15 +66,7 @@ thread_local! {
 }
 
 fn fine_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
+    clock_nanos(libc::CLOCK_MONOTONIC)
 }
 
 /// The session a slot value points to, without the [`PENDING`] mark.
