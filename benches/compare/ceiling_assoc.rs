@@ -19,7 +19,9 @@
 //!   the add read it, and then the add looks again for its key among the tags now published.
 //!   Two adds of one key therefore cannot both publish it. Last, a third compare-exchange
 //!   clears the mark, and that is where the add takes effect; an add of the same key that finds
-//!   the published, still-marked lane replaces it, as it would a live one.
+//!   the published, still-marked lane replaces it, as it would a live one. A kill marks the slot
+//!   dying, clears the tag, and only then empties the slot, so that no add claims a lane behind
+//!   a stale tag.
 //! - every slot change a compare-exchange, the pin, deferred release in batches of
 //!   [`BATCH`](super::BATCH), the coarse clock per lookup, the counts, as the shared ceiling;
 //!   an add reads the fine clock instead, so that evictions order adds across threads.
@@ -38,7 +40,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::Arc;
 
 use super::super::{Id, Sess, Subject, CAP, TTL};
@@ -51,6 +53,11 @@ const GROUPS: usize = 8192;
 /// The slot of a claimed lane whose tag is not published yet, or whose add has not cleared it:
 /// the low bit of the session pointer (an `Arc`'s allocation is aligned to at least 8).
 const PENDING: u64 = 1;
+/// The low bit but one of the session pointer: the slot's entry was killed and its tag is being
+/// cleared; only then is the slot emptied, so that a slot is empty only while its lane is
+/// untagged (else an add could claim it behind the stale tag, and the kill's clear would erase
+/// the add's published tag, leaving its entry unreachable).
+const DYING: u64 = 2;
 /// The tag word's version byte (lanes use bytes 0-6): one added per change of the word.
 const VERSION: u64 = 1 << 56;
 
@@ -72,12 +79,17 @@ fn fine_nanos() -> u64 {
 /// The session a slot value points to, without the [`PENDING`] mark.
 #[inline(always)]
 fn session(pair: u128) -> *const Sess {
-    (pair as u64 & !PENDING) as *const Sess
+    (pair as u64 & !(PENDING | DYING)) as *const Sess
 }
 
 #[inline(always)]
 fn pending(pair: u128) -> bool {
     pair as u64 & PENDING != 0
+}
+
+#[inline(always)]
+fn dying(pair: u128) -> bool {
+    pair as u64 & DYING != 0
 }
 
 /// The tag word with `lane`'s byte set to `byte` and the version bumped.
@@ -144,7 +156,7 @@ impl AssocCeiling {
             lanes &= lanes - 1;
             let pair = group.slots[lane].load(Acquire);
             let p = session(pair);
-            if p.is_null() || (pending(pair) && !marked) {
+            if p.is_null() || dying(pair) || (pending(pair) && !marked) {
                 continue;
             }
             // SAFETY: the caller's contract.
@@ -164,13 +176,13 @@ impl AssocCeiling {
     fn kill(&self, group: &Group, lane: usize, pair: u128, guard: &crossbeam_epoch::Guard) -> bool {
         debug_assert!(!pending(pair), "killing an add in progress");
         if group.slots[lane]
-            .compare_exchange(pair, 0, AcqRel, Acquire)
+            .compare_exchange(pair, pair | DYING as u128, AcqRel, Acquire)
             .is_err()
         {
             return false;
         }
-        // The lane stays tagged (so no add claims it) until this clear: only this thread, whose
-        // compare-exchange emptied it, clears it.
+        // The lane stays tagged, and its slot dying (so no add claims it), until this clear:
+        // only this thread, whose compare-exchange killed it, clears it and then empties it.
         let mut tags = group.tags.load(Relaxed);
         // Relaxed on failure: the loop only retries. AcqRel: pairs with the publishing adds'.
         while let Err(now) =
@@ -180,7 +192,9 @@ impl AssocCeiling {
         {
             tags = now;
         }
-        // SAFETY: our compare-exchange emptied the one slot that held it.
+        // Release: pairs with the claiming compare-exchange's Acquire.
+        group.slots[lane].store(0, Release);
+        // SAFETY: our compare-exchange unlinked it from the one slot that held it.
         unsafe { gather(session(pair), guard) };
         true
     }
@@ -195,7 +209,7 @@ impl AssocCeiling {
             let lane = (taken.trailing_zeros() / 8) as usize;
             taken &= taken - 1;
             let pair = group.slots[lane].load(Acquire);
-            if pair == 0 || pending(pair) || session(pair) == keep {
+            if pair == 0 || pending(pair) || dying(pair) || session(pair) == keep {
                 continue;
             }
             if oldest.map_or(true, |(_, o)| expiry(pair) < expiry(o)) {
@@ -485,7 +499,7 @@ mod tests {
             let tags = group.tags.load(Acquire);
             for (lane, slot) in group.slots.iter().enumerate() {
                 let pair = slot.load(Acquire);
-                assert!(!pending(pair), "a lane left marked");
+                assert!(!pending(pair) && !dying(pair), "a lane left marked");
                 let tagged = tags >> (lane * 8) & 0x80 != 0;
                 assert_eq!(pair != 0, tagged, "lane {lane}: slot and tag disagree");
                 if pair != 0 {
