@@ -3,7 +3,7 @@
 //!
 //! Like the shared ceiling, a key lives only in its home group of seven lanes, found from the
 //! hash alone: no probe past it, no displacement, no tombstone, no rebuild, and a removed
-//! lane is free again at once. Unlike it, it keeps:
+//! lane is free again when its remove returns. Unlike it, it keeps:
 //! - **an exact live count**, one atomic every writer shares, and evicts only when the whole
 //!   cache is over capacity: from the fuller (by its tags) of the home group and a second one
 //!   chosen by other bits of the hash, its oldest entry, never the key just added. An evicting
@@ -22,7 +22,9 @@
 //!   the published, still-marked lane replaces it, as it would a live one. A kill marks the slot
 //!   dying, clears the tag, and only then empties the slot, so that no add claims a lane behind
 //!   a stale tag.
-//! - every slot change a compare-exchange, the pin, deferred release in batches of
+//! - every slot change a compare-exchange (but a kill's last step, the emptying of its dying
+//!   slot, and an add giving back its unpublished lane: plain stores to a slot no other writer
+//!   touches then), the pin, deferred release in batches of
 //!   [`BATCH`](super::BATCH), the coarse clock per lookup, the counts, as the shared ceiling;
 //!   an add reads the fine clock instead, so that evictions order adds across threads.
 //!
