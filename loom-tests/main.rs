@@ -23,6 +23,8 @@
 // The inbox of deferred releases (src/reclaim/inbox.rs).
 mod inbox;
 mod models;
+// The stripes' room: a removal's place kept for its thread's next add (src/policy/counters.rs).
+mod rooms;
 mod same_id;
 mod table_growth;
 // The rustls client store's ticket ring and write rule (src/integrations/client_state.rs).

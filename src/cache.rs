@@ -80,6 +80,15 @@ impl<S: Session> SessionCache<S> {
         self.policy.count_in_place();
     }
 
+    /// Loom builds only: the calling thread counts on owned stripe `i` (0 or 1) of every cache
+    /// from now on, and keeps the room of its removals there as every other build does (loom
+    /// builds otherwise count every thread on the shared stripe, which holds no room).
+    #[cfg(session_cache_loom)]
+    #[doc(hidden)]
+    pub fn loom_use_stripe(i: usize) {
+        crate::policy::loom_use_stripe(i);
+    }
+
     /// Loom builds only: rebuilds freeze a block as in every other build (skipping its dead
     /// slots, each other slot with a CAS from the value just loaded; loom builds otherwise
     /// freeze every slot with one RMW, which keeps the larger rebuild models small).

@@ -4,20 +4,58 @@
 //! single counter is written by every thread on the get path. A thread that holds one of the
 //! process's first thread slots (see [`thread_slot`]) owns the stripe of that number outright and
 //! counts with a plain load and store, no locked instruction; threads beyond the stripes share
-//! one last stripe, counted with atomic read-modify-writes. The number of live entries is one
-//! atomic: eviction must know exactly how far over capacity the cache is, or racing inserts each
-//! evict for the other's entry too (a capacity-1 cache could end empty), so it reserves each
-//! eviction on that count ([`Counters::reserve_eviction`]).
+//! one last stripe, counted with atomic read-modify-writes.
+//!
+//! # The live count and each stripe's room
+//!
+//! Eviction must know exactly how far over capacity the cache is, or racing inserts each evict
+//! for the other's entry too (a capacity-1 cache could end empty), so the count that decides it
+//! is one atomic, `live`, on which each eviction is reserved ([`Counters::reserve_eviction`]).
+//! But an atomic every thread writes on every add and every remove is a cache line that moves
+//! between cores twice per add + remove pair. So a removal does not give its place back to
+//! `live` at once: it keeps it as *room* in its own stripe, and the thread's next add of a new
+//! id takes that room instead of counting itself in. `live` counts the entries plus the room
+//! the stripes hold:
+//!
+//! ```text
+//!   live = entries + Σ room − evictions reserved and not yet done      (exact at rest)
+//! ```
+//!
+//! - **Depositing** (a removal of any cause): the owner adds one to its room, then sets its bit in
+//!   `roomy` unless it is set already. A stripe holding more than [`ROOM_MAX`] gives all but
+//!   [`ROOM_KEPT`] back to `live` (a `clear` on one thread, say).
+//! - **Taking** (an add of a new id): the owner takes one from its room by CAS (racing thieves),
+//!   and only then reads `live`: if the cache is over capacity (a shrink), it is a counted add
+//!   with that excess to evict. With no room of its own it counts in on `live` as before; if the
+//!   cache is exactly full it first steals the room other stripes hold, and only if there is
+//!   none does it evict in place.
+//! - **Stealing**: for each bit set in `roomy`, clear the bit, *then* swap that stripe's room to
+//!   zero. With the owner's order (add, then look at the bit) every room a completed deposit
+//!   left is visible to every later thief: either the thief's swap takes it, or the owner's look
+//!   at the bit comes after the thief cleared it and sets it again. A bit may be set over an
+//!   empty room (the owner took it back); thieves clear such bits. So room never hides, and a
+//!   cache holds exactly its capacity at rest, as with one count.
+//! - **Visibility**: counting on `live` with acquire-release RMWs makes every entry counted before
+//!   an add visible to that add's eviction. An add that took room did no RMW on `live`; its RMW
+//!   on its room (after its entry was linked) is what a later thread synchronizes with: a thief
+//!   swapping it, or an add that found nothing to evict, which counts itself in and then
+//!   drains every room back into `live` ([`Counters::count_in_and_drain`]) before it looks
+//!   again. A room taken before the drain is read by the drain's RMW; a room deposited after it
+//!   synchronizes with the drain, so the add that takes it reads the new count and evicts the
+//!   excess itself. Either way one of the two sees the other's entry.
+//!
+//! In the steady state of a thread that adds and removes, no write touches a line another
+//! thread writes. `len()` sums the rooms: it is for callers, not for the hot path.
 
 use crossbeam_utils::CachePadded;
 
 use crate::loom::sync::atomic::{
     AtomicIsize, AtomicU64, AtomicUsize,
-    Ordering::{AcqRel, Relaxed},
+    Ordering::{AcqRel, Acquire, Relaxed, SeqCst},
 };
-// The thread slots' orderings (loom builds have one shared stripe and no slots).
+// The thread slots' ordering (loom builds have no slots).
 #[cfg(not(session_cache_loom))]
-use crate::loom::sync::atomic::Ordering::{Acquire, Release};
+use crate::loom::sync::atomic::Ordering::Release;
 use crate::Stats;
 
 /// One thread slot's counters.
@@ -42,6 +80,8 @@ pub(crate) struct Stripe {
     /// Whether several threads may write this stripe at once (the overflow stripe, or every
     /// stripe in loom models), so that counts need read-modify-writes.
     shared: bool,
+    /// This stripe's index: that of its room, for an owned stripe.
+    index: usize,
 }
 
 impl Stripe {
@@ -61,6 +101,7 @@ impl Stripe {
             // Spread the hands so threads sample different buckets.
             hand: AtomicUsize::new(index.wrapping_mul(0x9E37_79B9)),
             shared,
+            index,
         }
     }
 
@@ -86,10 +127,22 @@ impl Stripe {
     }
 }
 
+/// A stripe keeps up to this much room from its removals when it gives the rest back.
+pub(crate) const ROOM_KEPT: isize = 16;
+/// A stripe holding more room than this gives all but [`ROOM_KEPT`] back to the live count.
+pub(crate) const ROOM_MAX: isize = 2 * ROOM_KEPT;
+
 pub(crate) struct Counters {
     stripes: Box<[CachePadded<Stripe>]>,
-    /// Live entries, less the evictions reserved and not yet done. Briefly negative when a
-    /// removal's decrement overtakes the insert's increment.
+    /// The room of each owned stripe (not the shared last one): places of removed entries that
+    /// the stripe's thread will fill with its next adds. Apart from the stripes, so that thieves
+    /// reading a room do not take the line the owner counts its statistics on.
+    rooms: Box<[CachePadded<AtomicIsize>]>,
+    /// Bit `i` of word `i / 64`: room `i` may be above zero (never clear while it is, at rest).
+    roomy: CachePadded<Box<[AtomicU64]>>,
+    /// Live entries plus the room the stripes hold, less the evictions reserved and not yet
+    /// done (module docs). Briefly negative when a removal's decrement overtakes the insert's
+    /// increment.
     live: CachePadded<AtomicIsize>,
     /// Loom builds: whether an insert into an exactly full cache stays uncounted (as in every
     /// other build) instead of counting in and reserving its eviction. Off by default (it
@@ -101,9 +154,11 @@ pub(crate) struct Counters {
 
 impl Counters {
     pub(crate) fn new() -> Self {
-        // Loom: one (shared) stripe keeps the models small.
+        // Loom: two owned stripes, used only by the threads of a model that asks for one
+        // (`loom_use_stripe`); every other thread counts on the shared one, which keeps the
+        // models small.
         #[cfg(session_cache_loom)]
-        let owned = 0;
+        let owned = 2;
         // Four stripes per core: the first threads of the process own one each.
         #[cfg(not(session_cache_loom))]
         let owned = std::thread::available_parallelism()
@@ -113,6 +168,10 @@ impl Counters {
             stripes: (0..=owned)
                 .map(|i| CachePadded::new(Stripe::new(i, i == owned)))
                 .collect(),
+            rooms: (0..owned)
+                .map(|_| CachePadded::new(AtomicIsize::new(0)))
+                .collect(),
+            roomy: CachePadded::new((0..owned.div_ceil(64)).map(|_| AtomicU64::new(0)).collect()),
             live: CachePadded::new(AtomicIsize::new(0)),
             #[cfg(session_cache_loom)]
             in_place: std::sync::atomic::AtomicBool::new(false),
@@ -133,28 +192,220 @@ impl Counters {
         &self.stripes[thread_slot().min(last)]
     }
 
-    /// Live entries, never below zero.
-    #[inline]
+    /// The room of `stripe` (the calling thread's): none for the shared one.
+    #[inline(always)]
+    fn own_room(&self, stripe: &Stripe) -> Option<(usize, &AtomicIsize)> {
+        let slot = stripe.index;
+        self.rooms.get(slot).map(|room| (slot, &**room))
+    }
+
+    /// Live entries, never below zero: the live count less the room the stripes hold (module
+    /// docs). Exact at rest; while others write, off by the operations in flight.
     pub(crate) fn len(&self) -> usize {
         // Relaxed: a count; the entries themselves are published by the table's CASes.
+        let room: isize = self.rooms.iter().map(|r| r.load(Relaxed)).sum();
+        (self.live.load(Relaxed) - room).max(0) as usize
+    }
+
+    /// The live count itself, the stripes' room included: what eviction decides by (room held
+    /// elsewhere was stolen or synchronized with first, see `make_room`).
+    #[inline]
+    pub(crate) fn taken(&self) -> usize {
+        // Relaxed: as in `len`.
         self.live.load(Relaxed).max(0) as usize
     }
 
-    /// Counts an entry in (`1`) or out (`-1`); returns the count before.
+    /// The exact live count at rest, below zero included (`len` clamps): for invariant checks.
+    pub(crate) fn exact_len(&self) -> isize {
+        // An RMW that changes nothing reads the latest count.
+        let room: isize = self.rooms.iter().map(|r| r.fetch_add(0, AcqRel)).sum();
+        self.live.fetch_add(0, AcqRel) - room
+    }
+
+    /// Whether every stripe holding room has its bit set (module docs). At rest only.
+    pub(crate) fn room_is_visible(&self) -> bool {
+        self.rooms
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.load(Relaxed) <= 0 || self.roomy[i / 64].load(Relaxed) & bit(i) != 0)
+    }
+
+    /// Counts one entry out: a removal of any cause but a reserved eviction. Its place goes to
+    /// the calling thread's room (module docs), or back to the live count on the shared stripe.
     #[inline]
-    pub(crate) fn add_live(&self, delta: isize) -> isize {
-        // Relaxed: as in `len`; every update is an RMW, so none is lost, and each sees the
-        // count just before it in one total order.
-        self.live.fetch_add(delta, Relaxed)
+    pub(crate) fn count_out(&self, stripe: &Stripe) {
+        let Some((slot, room)) = self.own_room(stripe) else {
+            // Relaxed: as in `taken`; every update is an RMW, so none is lost.
+            self.live.fetch_add(-1, Relaxed);
+            return;
+        };
+        // SeqCst, with the bit's load and set below and a thief's clear and swap: the owner adds
+        // then looks at the bit, the thief clears it then swaps, so one of the two sees the
+        // other (module docs, "Stealing"). Release also pairs with a thief's or a drain's
+        // RMW, as taking room does.
+        #[cfg(not(session_cache_mutant = "room_bit_first"))]
+        let held = room.fetch_add(1, SeqCst) + 1;
+        let word = &self.roomy[slot / 64];
+        if word.load(SeqCst) & bit(slot) == 0 {
+            word.fetch_or(bit(slot), SeqCst);
+        }
+        // Mutant (loom-tests/README.md): look at the bit before depositing, so that a thief
+        // clearing it in between never sees this room.
+        #[cfg(session_cache_mutant = "room_bit_first")]
+        let held = room.fetch_add(1, SeqCst) + 1;
+        if held > ROOM_MAX {
+            self.give_back(room);
+        }
+    }
+
+    /// Gives the room above [`ROOM_KEPT`] back to the live count (unless thieves took it).
+    #[cold]
+    fn give_back(&self, room: &AtomicIsize) {
+        // AcqRel: as every RMW on a room (module docs, "Visibility").
+        let mut held = room.load(Relaxed);
+        while held > ROOM_KEPT {
+            match room.compare_exchange_weak(held, ROOM_KEPT, AcqRel, Relaxed) {
+                Ok(_) => {
+                    // Relaxed: as in `count_out`.
+                    self.live.fetch_add(-(held - ROOM_KEPT), Relaxed);
+                    return;
+                }
+                Err(now) => held = now,
+            }
+        }
+    }
+
+    /// Takes one place from the calling thread's room, if it has any.
+    #[inline]
+    fn take_own_room(&self, stripe: &Stripe) -> bool {
+        let Some((_, room)) = self.own_room(stripe) else {
+            return false;
+        };
+        let mut held = room.load(Relaxed);
+        while held > 0 {
+            // AcqRel: Release publishes the entry this add linked (module docs, "Visibility");
+            // Acquire, pairing with a drain's RMW, orders the read of `live` after it.
+            match room.compare_exchange_weak(held, held - 1, AcqRel, Relaxed) {
+                Ok(_) => return true,
+                Err(now) => held = now,
+            }
+        }
+        false
+    }
+
+    /// Steals the room other stripes hold (module docs, "Stealing"): one place for the calling
+    /// add, the rest to its own room. False if there was none.
+    #[inline]
+    fn steal_room(&self, stripe: &Stripe) -> bool {
+        let own = self.own_room(stripe);
+        // Most often no other stripe holds any: one load of each bitmap word.
+        let mine = own.map_or(0, |(slot, _)| bit(slot));
+        let others = |w: usize, word: &AtomicU64| {
+            // SeqCst: see `count_out`.
+            let bits = word.load(SeqCst);
+            if own.is_some_and(|(slot, _)| slot / 64 == w) {
+                bits & !mine
+            } else {
+                bits
+            }
+        };
+        if self
+            .roomy
+            .iter()
+            .enumerate()
+            .all(|(w, word)| others(w, word) == 0)
+        {
+            return false;
+        }
+        self.steal_room_slow(own)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn steal_room_slow(&self, own: Option<(usize, &AtomicIsize)>) -> bool {
+        let mut got = 0;
+        for (w, word) in self.roomy.iter().enumerate() {
+            // SeqCst: see `count_out`.
+            let mut bits = word.load(SeqCst);
+            while bits != 0 && got == 0 {
+                let i = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if own.is_some_and(|(slot, _)| slot == i) {
+                    continue;
+                }
+                // Clear, then swap (module docs). SeqCst: see `count_out`.
+                word.fetch_and(!bit(i), SeqCst);
+                got = self.rooms[i].swap(0, SeqCst).max(0);
+            }
+            if got > 0 {
+                break;
+            }
+        }
+        if got == 0 {
+            return false;
+        }
+        if got > 1 {
+            match own {
+                Some((slot, room)) => {
+                    // SeqCst: a deposit, as in `count_out`.
+                    room.fetch_add(got - 1, SeqCst);
+                    let word = &self.roomy[slot / 64];
+                    if word.load(SeqCst) & bit(slot) == 0 {
+                        word.fetch_or(bit(slot), SeqCst);
+                    }
+                }
+                // Relaxed: as in `count_out`.
+                None => {
+                    self.live.fetch_add(-(got - 1), Relaxed);
+                }
+            }
+        }
+        true
+    }
+
+    /// Gives all the room the stripes hold back to the live count; returns how much. Before an
+    /// eviction of more than one entry (after a shrink) the count must say how many entries
+    /// there are, not how many places are taken; and see [`count_in_and_drain`].
+    ///
+    /// [`count_in_and_drain`]: Self::count_in_and_drain
+    fn drain_rooms(&self) -> isize {
+        let mut drained = 0;
+        for (i, room) in self.rooms.iter().enumerate() {
+            // SeqCst: a thief's clear and swap (see `count_out`).
+            self.roomy[i / 64].fetch_and(!bit(i), SeqCst);
+            drained += room.swap(0, SeqCst).max(0);
+        }
+        if drained > 0 {
+            // AcqRel: as in `count_in`.
+            self.live.fetch_add(-drained, AcqRel);
+        }
+        drained
+    }
+
+    /// Gives a reserved eviction back (the victim was gone): one more place taken.
+    #[inline]
+    pub(crate) fn unreserve(&self) {
+        // Relaxed: as in `reserve_eviction`.
+        self.live.fetch_add(1, Relaxed);
     }
 
     /// Counts an insert in, unless the cache holds exactly `capacity` entries (`capacity` not
     /// 0): then the count stays, and the inserting thread must evict one entry, whose place in
     /// the count its own takes (or count itself in with [`count_in`](Self::count_in) if it
-    /// cannot). Returns the count before, and whether the insert was counted. A full cache
-    /// thus takes no write to the shared count on an evicting insert.
+    /// cannot). Returns the count before, and whether the insert was counted. The insert takes
+    /// its thread's room first, and into a full cache steals room before it evicts (module
+    /// docs); a full cache thus takes no write to the shared count on an evicting insert.
     #[inline]
-    pub(crate) fn add_live_unless_full(&self, capacity: usize) -> (isize, bool) {
+    pub(crate) fn add_live_unless_full(&self, stripe: &Stripe, capacity: usize) -> (isize, bool) {
+        if self.take_own_room(stripe) {
+            // Acquire: after the room's CAS (see `take_own_room`). Over capacity (a shrink):
+            // a counted insert with the excess to evict, and the room must not hide entries.
+            let live = self.live.load(Acquire);
+            if capacity != 0 && live > as_count(capacity) {
+                return (live - 1 - self.drain_rooms(), true);
+            }
+            return (live - 1, true);
+        }
         // Loom builds count in (the insert then reserves its eviction as after a shrink)
         // unless a model asks for this path: the load before the CAS doubled the scheduling
         // points of every insert in the models, which check the counting rules through the
@@ -162,7 +413,7 @@ impl Counters {
         // path.
         #[cfg(session_cache_loom)]
         if !self.in_place.load(std::sync::atomic::Ordering::SeqCst) {
-            return (self.count_in(), true);
+            return (self.count_in(stripe), true);
         }
         let full = as_count(capacity);
         // AcqRel on success, as in `count_in`; Relaxed on failure: the load that finds the
@@ -170,7 +421,12 @@ impl Counters {
         match self.live.fetch_update(AcqRel, Relaxed, |n| {
             (capacity == 0 || n != full).then_some(n + 1)
         }) {
+            Ok(before) if capacity != 0 && before >= full => {
+                // Over capacity: evict what the entries, not the places, say is too many.
+                (before - self.drain_rooms(), true)
+            }
             Ok(before) => (before, true),
+            Err(full) if self.steal_room(stripe) => (full - 1, true),
             Err(full) => (full, false),
         }
     }
@@ -179,16 +435,35 @@ impl Counters {
     /// over its capacity evicts the excess, so it must then see the entries of the inserts it
     /// counted after.
     #[inline]
-    pub(crate) fn count_in(&self) -> isize {
+    pub(crate) fn count_in(&self, stripe: &Stripe) -> isize {
+        if self.take_own_room(stripe) {
+            // Acquire: as in `add_live_unless_full`.
+            return self.live.load(Acquire) - 1;
+        }
         // AcqRel: Release publishes this insert's entry (linked before it is counted) to the
         // insert that counts after it, and Acquire, pairing with that Release, makes the
         // entries counted before this one visible to the eviction that may follow.
         self.live.fetch_add(1, AcqRel)
     }
 
+    /// Counts in an insert that found nothing to evict in its place, then gives all the
+    /// stripes' room back to the count; returns the count after both, read by an RMW (the
+    /// latest). The drain after the count is what makes the entries of adds that took room
+    /// visible to the look this insert takes next (module docs, "Visibility"): a room taken
+    /// before the drain's RMW on it is read by that RMW, and one deposited and taken after it
+    /// sees this count in `live`, so that add evicts the excess itself.
+    pub(crate) fn count_in_and_drain(&self, stripe: &Stripe) -> isize {
+        self.count_in(stripe);
+        #[cfg(not(session_cache_mutant = "no_victim_keeps_room"))]
+        self.drain_rooms();
+        // AcqRel: as in `count_in`.
+        self.live.fetch_add(0, AcqRel)
+    }
+
     /// Takes one entry off the count if the cache is over `capacity`: the caller must then evict
     /// one entry (without counting it out again) or give the reservation back with
-    /// `add_live(1)`. False when the cache is within capacity (someone else made room).
+    /// [`unreserve`](Self::unreserve). False when the cache is within capacity (someone else made
+    /// room).
     pub(crate) fn reserve_eviction(&self, capacity: usize) -> bool {
         // Relaxed: the CAS reads the latest count in its modification order, which is all the
         // reservation needs.
@@ -302,9 +577,27 @@ fn first_slot() -> usize {
     slot
 }
 
+// Loom: the stripe a model's thread asked for (`loom_use_stripe`), else the shared one.
+#[cfg(session_cache_loom)]
+crate::loom::thread_local! {
+    static LOOM_STRIPE: core::cell::Cell<usize> = core::cell::Cell::new(usize::MAX);
+}
+
 #[cfg(session_cache_loom)]
 fn thread_slot() -> usize {
-    usize::MAX
+    LOOM_STRIPE.with(core::cell::Cell::get)
+}
+
+/// Loom builds: the calling thread counts on owned stripe `i` (0 or 1) from now on.
+#[cfg(session_cache_loom)]
+pub(crate) fn loom_use_stripe(i: usize) {
+    LOOM_STRIPE.with(|s| s.set(i));
+}
+
+/// Bit of stripe `i` in its word of `roomy`.
+#[inline]
+fn bit(i: usize) -> u64 {
+    1 << (i % 64)
 }
 
 /// `capacity` as a value of the live count (which no real cache reaches `isize::MAX` of).

@@ -23,6 +23,8 @@ fn sampled_bucket(hash: u64, step: usize) -> usize {
 
 /// One insert's eviction in progress.
 struct Eviction<'a, 'g, S> {
+    /// The inserting thread's stripe.
+    stripe: &'a Stripe,
     /// The entry the insert made: never evicted, nor anything else under its key.
     fresh: &'a Fresh<'g, S>,
     guard: &'g Guard,
@@ -97,6 +99,7 @@ impl<S: Session> Policy<S> {
     ) {
         let buckets = self.table.bucket_count(guard);
         let mut ev = Eviction {
+            stripe,
             fresh,
             guard,
             removed,
@@ -129,15 +132,18 @@ impl<S: Session> Policy<S> {
                     // still be too many entries. (Giving up here let a cache rest above its
                     // capacity: the fuzz regression concurrent/len-over-capacity-at-rest.) Each
                     // lost race is another thread's completed write, so this stays lock-free.
-                    self.counters.add_live(1);
+                    self.counters.unreserve();
                 }
             }
             if !(ev.in_place && ev.owed > 0) {
                 return;
             }
-            // Nothing was evicted in its place: count in, and evict what that puts over.
+            // Nothing was evicted in its place: count in, and evict what that puts over. The
+            // room the stripes hold goes back to the count: so that the count says how many
+            // entries there are, and so that this add sees the entries of adds that took room
+            // instead of counting in (`counters` module docs, "Visibility").
             ev.in_place = false;
-            let excess = excess_over(self.counters.count_in() + 1, capacity);
+            let excess = excess_over(self.counters.count_in_and_drain(stripe), capacity);
             #[cfg(session_cache_mutant = "count_in_blind")]
             return;
             if excess == 0 {
@@ -151,7 +157,9 @@ impl<S: Session> Policy<S> {
     /// counted in.
     #[inline]
     fn over(&self, capacity: usize, in_place: bool) -> bool {
-        let len = self.counters.len();
+        // The places taken, the stripes' room included: an in-place insert stole what room it
+        // could see before it came here, and a counted one over capacity drained it.
+        let len = self.counters.taken();
         if in_place {
             len >= capacity
         } else {
@@ -254,7 +262,7 @@ impl<S: Session> Policy<S> {
         }
         if ev.in_place && ev.owed > 0 {
             // It was counted out in this insert's place: count this insert in.
-            self.counters.count_in();
+            self.counters.count_in(ev.stripe);
             ev.in_place = false;
         }
         ev.owed = ev.owed.saturating_sub(1);

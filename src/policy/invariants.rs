@@ -1,5 +1,6 @@
 //! The policy's invariants at rest: the table's own (`RawTable::check_invariants`), and the
-//! live count agreeing with the entries the table holds.
+//! live count agreeing with the entries the table holds, and no stripe's room hidden from
+//! thieves.
 
 use super::Policy;
 use crate::Session;
@@ -11,11 +12,15 @@ impl<S: Session> Policy<S> {
         let guard = self.table.pin();
         let live = self.table.check_invariants(&guard);
         drop(guard);
-        // An RMW that changes nothing: the exact count, below zero included (`len` clamps).
-        let counted = self.counters.add_live(0);
+        // The exact count, below zero included (`len` clamps), the stripes' room taken off.
+        let counted = self.counters.exact_len();
         assert_eq!(
             counted, live as isize,
             "the live count says {counted}, the table holds {live} live entries"
+        );
+        assert!(
+            self.counters.room_is_visible(),
+            "a stripe holds room with its bit in `roomy` clear: thieves would never find it"
         );
         let st = self.stats();
         assert_eq!(

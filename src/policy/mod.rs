@@ -35,6 +35,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(session_cache_loom)]
+pub(crate) use self::counters::loom_use_stripe;
 use self::counters::{excess_over, Counters, Stripe};
 use crate::clock::{duration_to_nanos, TimeSource};
 use crate::loom::sync::atomic::{
@@ -320,7 +322,7 @@ impl<S: Session> Policy<S> {
                     let capacity = self.capacity();
                     // Into a full cache the new entry takes the place of the one it evicts
                     // (`in_place`: the shared count is not written at all).
-                    let (before, counted) = self.counters.add_live_unless_full(capacity);
+                    let (before, counted) = self.counters.add_live_unless_full(stripe, capacity);
                     self.table
                         .grow_if_crowded(before.max(0) as usize + 1, &guard);
                     // This insert's own excess: 1 if it found the cache full, more only after a
@@ -433,9 +435,10 @@ impl<S: Session> Policy<S> {
         stripe.bump(&stripe.expired);
     }
 
+    #[inline]
     fn count_removal(&self, cause: RemovalCause) {
         let stripe = self.counters.local();
-        self.counters.add_live(-1);
+        self.counters.count_out(stripe);
         match cause {
             // Not reached: `make_room` counts an eviction out when it reserves it.
             RemovalCause::Evicted => stripe.bump(&stripe.cache_full),

@@ -168,7 +168,7 @@ fn an_add_never_evicts_a_racing_replacement_of_its_id() {
     let Insert::New(fresh) = p.table.insert(sess(1, Some(1)), order, replace, &guard) else {
         panic!("a new id inserts");
     };
-    p.counters.add_live(1);
+    p.counters.count_in(p.counters.local());
     let order = Order { rank: 1, seq: 11 };
     let Insert::Replaced(first) = p.table.insert(sess(1, Some(1)), order, replace, &guard) else {
         panic!("a different object replaces");
@@ -248,4 +248,78 @@ fn sustained_eviction_keeps_buckets_even_and_tight() {
         (slots as f64) < 1.9 * live as f64,
         "{slots} slots for {live} entries"
     );
+}
+
+/// A thread's removals leave room for its next adds (no write to the shared count); a thread
+/// that exits holding room leaves it for an add into a full cache to steal, so the cache still
+/// fills to exactly its capacity; and `len()` never counts room as entries.
+#[test]
+fn room_left_by_removals_is_taken_and_stolen() {
+    let clock = ManualClock::new();
+    let (p, log) = policy(4, &clock);
+    let p = Arc::new(p);
+    for n in 1..=4u32 {
+        assert_eq!(p.insert(sess(n, None), false), Ok(Added::Inserted));
+    }
+    // Another thread removes two entries and exits: its stripe holds their places.
+    let q = Arc::clone(&p);
+    std::thread::spawn(move || {
+        assert!(q.remove(&1u32.to_le_bytes()));
+        assert!(q.remove(&2u32.to_le_bytes()));
+        q.check_invariants();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(p.len(), 2, "room is not an entry");
+    // This thread has no room of its own and finds the count full: it steals, and evicts
+    // nothing until the cache holds four again.
+    for n in 5..=6u32 {
+        assert_eq!(p.insert(sess(n, None), false), Ok(Added::Inserted));
+        p.check_invariants();
+    }
+    assert_eq!(p.len(), 4);
+    assert_eq!(p.stats().cache_full, 0, "an eviction while room was held");
+    assert_eq!(p.insert(sess(7, None), false), Ok(Added::Inserted));
+    assert_eq!((p.len(), p.stats().cache_full), (4, 1));
+    // (Seven evicted three, the oldest.) Removals on this thread, then adds: the room comes
+    // back to the same thread.
+    for n in [4u32, 5, 6] {
+        assert!(p.remove(&n.to_le_bytes()));
+    }
+    for n in 8..=10u32 {
+        assert_eq!(p.insert(sess(n, None), false), Ok(Added::Inserted));
+    }
+    assert_eq!((p.len(), p.stats().cache_full), (4, 1));
+    p.check_invariants();
+    drop(log);
+}
+
+/// A stripe keeps at most `ROOM_MAX` places; a clear of a large cache gives the rest back, and
+/// a shrink counts entries, not places, when it decides how many to evict.
+#[test]
+fn room_is_bounded_and_a_shrink_counts_entries() {
+    use super::counters::ROOM_MAX;
+    let clock = ManualClock::new();
+    let (p, _log) = policy(200, &clock);
+    for n in 0..200u32 {
+        assert_eq!(p.insert(sess(n, None), false), Ok(Added::Inserted));
+    }
+    p.clear();
+    p.check_invariants();
+    assert_eq!(p.len(), 0);
+    assert!(
+        p.counters.taken() as isize <= ROOM_MAX,
+        "room above the bound kept"
+    );
+    for n in 0..10u32 {
+        assert_eq!(p.insert(sess(n, None), false), Ok(Added::Inserted));
+    }
+    for n in 0..5u32 {
+        assert!(p.remove(&n.to_le_bytes()));
+    }
+    // Five entries and five places of room: shrinking to three evicts two entries, not seven.
+    assert_eq!(p.set_capacity(3), 200);
+    assert_eq!(p.insert(sess(100, None), false), Ok(Added::Inserted));
+    assert_eq!((p.len(), p.stats().cache_full), (3, 3));
+    p.check_invariants();
 }
