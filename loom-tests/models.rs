@@ -1,10 +1,10 @@
 //! One or more models per hazard (docs/design.md, "Hazards"). A `// mutant:` line above a model
 //! names the fault (`--cfg session_cache_mutant="..."`) it must catch.
 
-use crate::{model, World};
+use crate::{model, TestSession, World};
 use loom::sync::atomic::AtomicBool;
 use loom::thread;
-use session_cache::{Added, RemovalCause};
+use session_cache::{Added, RemovalCause, SessionCache};
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
@@ -588,31 +588,54 @@ fn t2_eviction_loses_race_to_replace() {
 #[test]
 fn tc_full_add_that_finds_no_victim_looks_again() {
     model("tc_full_add_that_finds_no_victim_looks_again", || {
-        let mut w = World::default();
-        let cache = Arc::new(w.cache(1));
-        cache.loom_count_in_place();
-        let v = w.sess(1, None);
-        let a = w.sess(2, None);
-        let b = w.sess(3, None);
-        assert!(cache.add(v.clone()));
-        let t2 = {
-            let (c, v, b) = (cache.clone(), v.clone(), b.clone());
-            thread::spawn(move || {
-                c.remove(&v);
-                c.try_add(b).unwrap()
-            })
-        };
-        assert_eq!(cache.try_add(a.clone()).unwrap(), Added::Inserted);
-        assert_eq!(t2.join().unwrap(), Added::Inserted);
-        assert_eq!(cache.len(), 1, "capacity 1, at rest");
-        assert!(!cache.contains(&[1]));
-        assert!(
-            cache.contains(&[2]) != cache.contains(&[3]),
-            "exactly one of the racing adds stays"
-        );
-        drop((v, a, b));
-        w.finish(unwrap(cache));
+        full_add_races_remove_and_add(false)
     });
+}
+
+/// The same race with each thread on a stripe of its own (`loom-tests/rooms.rs`): the remove
+/// leaves its place as room in the second thread's stripe, and the third add takes it, never
+/// counting in on the live count. The full add that finds nothing to evict must still see that
+/// add's entry when it looks again.
+// mutant: no_victim_keeps_room: an add that found nothing to evict counts in and looks again
+//   without draining the stripes' room, so it need not see an entry whose add took room
+#[test]
+fn tc_full_add_sees_an_add_that_took_room() {
+    model("tc_full_add_sees_an_add_that_took_room", || {
+        full_add_races_remove_and_add(true)
+    });
+}
+
+fn full_add_races_remove_and_add(stripes: bool) {
+    let mut w = World::default();
+    let cache = Arc::new(w.cache(1));
+    cache.loom_count_in_place();
+    let v = w.sess(1, None);
+    let a = w.sess(2, None);
+    let b = w.sess(3, None);
+    if stripes {
+        SessionCache::<TestSession>::loom_use_stripe(0);
+    }
+    assert!(cache.add(v.clone()));
+    let t2 = {
+        let (c, v, b) = (cache.clone(), v.clone(), b.clone());
+        thread::spawn(move || {
+            if stripes {
+                SessionCache::<TestSession>::loom_use_stripe(1);
+            }
+            c.remove(&v);
+            c.try_add(b).unwrap()
+        })
+    };
+    assert_eq!(cache.try_add(a.clone()).unwrap(), Added::Inserted);
+    assert_eq!(t2.join().unwrap(), Added::Inserted);
+    assert_eq!(cache.len(), 1, "capacity 1, at rest");
+    assert!(!cache.contains(&[1]));
+    assert!(
+        cache.contains(&[2]) != cache.contains(&[3]),
+        "exactly one of the racing adds stays"
+    );
+    drop((v, a, b));
+    w.finish(unwrap(cache));
 }
 
 // ---- an add never evicts its own id ---------------------------------------------------------
