@@ -239,12 +239,22 @@ impl Counters {
             self.live.fetch_add(-1, Relaxed);
             return;
         };
+        let held = self.deposit(slot, room, 1);
+        if held > ROOM_MAX {
+            self.give_back(room);
+        }
+    }
+
+    /// Adds `n` places to room `slot` (the caller's own), then sets its bit unless it is set;
+    /// returns the room after.
+    #[inline]
+    fn deposit(&self, slot: usize, room: &AtomicIsize, n: isize) -> isize {
         // SeqCst, with the bit's load and set below and a thief's clear and swap: the owner adds
         // then looks at the bit, the thief clears it then swaps, so one of the two sees the
         // other (module docs, "Stealing"). Release also pairs with a thief's or a drain's
         // RMW, as taking room does.
         #[cfg(not(session_cache_mutant = "room_bit_first"))]
-        let held = room.fetch_add(1, SeqCst) + 1;
+        let held = room.fetch_add(n, SeqCst) + n;
         let word = &self.roomy[slot / 64];
         if word.load(SeqCst) & bit(slot) == 0 {
             word.fetch_or(bit(slot), SeqCst);
@@ -252,10 +262,16 @@ impl Counters {
         // Mutant (loom-tests/README.md): look at the bit before depositing, so that a thief
         // clearing it in between never sees this room.
         #[cfg(session_cache_mutant = "room_bit_first")]
-        let held = room.fetch_add(1, SeqCst) + 1;
-        if held > ROOM_MAX {
-            self.give_back(room);
-        }
+        let held = room.fetch_add(n, SeqCst) + n;
+        held
+    }
+
+    /// Takes all of room `i` (another stripe's, or every stripe's in a drain): clears its bit,
+    /// *then* swaps the room to zero (module docs, "Stealing"); returns what it held.
+    fn take_room_of(&self, i: usize) -> isize {
+        // SeqCst: see `deposit`.
+        self.roomy[i / 64].fetch_and(!bit(i), SeqCst);
+        self.rooms[i].swap(0, SeqCst).max(0)
     }
 
     /// Gives the room above [`ROOM_KEPT`] back to the live count (unless thieves took it).
@@ -301,7 +317,7 @@ impl Counters {
         // Most often no other stripe holds any: one load of each bitmap word.
         let mine = own.map_or(0, |(slot, _)| bit(slot));
         let others = |w: usize, word: &AtomicU64| {
-            // SeqCst: see `count_out`.
+            // SeqCst: see `deposit`.
             let bits = word.load(SeqCst);
             if own.is_some_and(|(slot, _)| slot / 64 == w) {
                 bits & !mine
@@ -325,7 +341,7 @@ impl Counters {
     fn steal_room_slow(&self, own: Option<(usize, &AtomicIsize)>) -> bool {
         let mut got = 0;
         for (w, word) in self.roomy.iter().enumerate() {
-            // SeqCst: see `count_out`.
+            // SeqCst: see `deposit`.
             let mut bits = word.load(SeqCst);
             while bits != 0 && got == 0 {
                 let i = w * 64 + bits.trailing_zeros() as usize;
@@ -333,9 +349,7 @@ impl Counters {
                 if own.is_some_and(|(slot, _)| slot == i) {
                     continue;
                 }
-                // Clear, then swap (module docs). SeqCst: see `count_out`.
-                word.fetch_and(!bit(i), SeqCst);
-                got = self.rooms[i].swap(0, SeqCst).max(0);
+                got = self.take_room_of(i);
             }
             if got > 0 {
                 break;
@@ -347,12 +361,7 @@ impl Counters {
         if got > 1 {
             match own {
                 Some((slot, room)) => {
-                    // SeqCst: a deposit, as in `count_out`.
-                    room.fetch_add(got - 1, SeqCst);
-                    let word = &self.roomy[slot / 64];
-                    if word.load(SeqCst) & bit(slot) == 0 {
-                        word.fetch_or(bit(slot), SeqCst);
-                    }
+                    self.deposit(slot, room, got - 1);
                 }
                 // Relaxed: as in `count_out`.
                 None => {
@@ -369,12 +378,7 @@ impl Counters {
     ///
     /// [`count_in_and_drain`]: Self::count_in_and_drain
     fn drain_rooms(&self) -> isize {
-        let mut drained = 0;
-        for (i, room) in self.rooms.iter().enumerate() {
-            // SeqCst: a thief's clear and swap (see `count_out`).
-            self.roomy[i / 64].fetch_and(!bit(i), SeqCst);
-            drained += room.swap(0, SeqCst).max(0);
-        }
+        let drained: isize = (0..self.rooms.len()).map(|i| self.take_room_of(i)).sum();
         if drained > 0 {
             // AcqRel: as in `count_in`.
             self.live.fetch_add(-drained, AcqRel);
